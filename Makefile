@@ -1,0 +1,59 @@
+# The two commands of the README:
+#   make demo   - install what is missing, build, launch a demo VM over local nodes
+#   make check  - install what is missing, build, run every test (plain, ASan/UBSan, TSan)
+# Further: make build, bench-transport, bench-cpu, bench-trace, asan, tsan, clean.
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo check check-plain check-asan check-tsan asan tsan clean \
+	bench-transport bench-cpu bench-trace
+
+all: build
+
+deps:
+	@./deploy/install-deps.sh core
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	./deploy/demo.sh $(BUILD)
+
+check-plain: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+asan: deps
+	cmake -S . -B build-asan -DSPANVM_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-asan -j $(JOBS)
+
+tsan: deps
+	cmake -S . -B build-tsan -DSPANVM_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-tsan -j $(JOBS)
+
+# Sanitizer runs cover the tests labelled 'sanitize' (unit tests and the
+# threaded parts); the full guest suites run once, in the plain build.
+check-asan: asan
+	cd build-asan && ctest --output-on-failure -j $(JOBS) -L sanitize --timeout 600
+
+check-tsan: tsan
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L sanitize --timeout 600
+
+check: check-plain check-asan check-tsan
+	@echo "make check: all suites passed"
+
+bench-transport: build
+	./bench/transport.sh $(BUILD)
+
+bench-cpu: build
+	./bench/cpu.sh $(BUILD)
+
+bench-trace: build
+	./bench/trace.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan build-tsan
