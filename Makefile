@@ -15,10 +15,9 @@ all: build
 deps:
 	@./deploy/install-deps.sh core
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
-
-build: deps $(BUILD)/CMakeCache.txt
+# Configure every time: it is quick, and layers that land add new folders.
+build: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
