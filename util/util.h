@@ -59,4 +59,76 @@ bool util_fault_hit(int site);
 #define UTIL_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define UTIL_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/*
+ * Config: the VM/cluster description (JSON, Jansson), see docs/coordinator.md
+ * for the schema.  Versioned ("version": 1); unknown keys are rejected; every
+ * error names the JSON path of the bad key and why, e.g.
+ *   "vm.json: nodes[1].vcpus[0]: vCPU 2 is already placed on node 1".
+ * A loaded config is plain immutable data (a value, not an object: its
+ * fields are read directly), owned by whoever loaded it; safe to read from
+ * any thread once loaded.
+ */
+#define CONFIG_MAX_NODES 64
+#define CONFIG_MAX_VCPUS 256
+#define CONFIG_ERR_LEN 512
+
+struct config_node {
+	uint32_t id;          /* 0..CONFIG_MAX_NODES-1, unique */
+	char bind_addr[64];   /* fabric endpoint bind address */
+	uint16_t bind_port;   /* 0 = any */
+	uint32_t nvcpus;
+	uint32_t vcpus[CONFIG_MAX_VCPUS]; /* guest hart ids run on this node */
+};
+
+struct config {
+	int version;
+	/* vm */
+	char name[64];
+	uint64_t mem_bytes;
+	uint32_t nvcpus;
+	char *image, *kernel, *initrd, *cmdline; /* NULL when absent */
+	/* cluster */
+	char provider[64];
+	char coord_host[64];
+	uint16_t coord_port;          /* 0 = ephemeral (the launcher discovers it) */
+	char *secret_file;            /* NULL: the launcher generates one */
+	uint32_t heartbeat_ms, lease_ms, join_timeout_ms;
+	bool stop_on_failure;         /* "on_node_failure": "stop" | "continue" */
+	/* nodes, in file order */
+	uint32_t nnodes;
+	struct config_node nodes[CONFIG_MAX_NODES];
+};
+
+/* 0, or -EINVAL/-ENOENT/... with a message "ORIGIN: PATH: why" in err. */
+int config_load_file(const char *path, struct config **out, char *err, size_t errlen);
+int config_load_string(const char *json, const char *origin, struct config **out,
+		       char *err, size_t errlen);
+void config_free(struct config *cfg);
+/* The node with this id, or NULL. */
+const struct config_node *config_node_find(const struct config *cfg, uint32_t id);
+
+/*
+ * Cluster secret (pre-shared key for the control-plane handshake).
+ * The file holds at least CONFIG_SECRET_MIN bytes (trailing newline
+ * ignored) and must not be readable by group or others.
+ */
+#define CONFIG_SECRET_MIN 16
+#define CONFIG_SECRET_MAX 256
+int config_secret_load(const char *path, uint8_t *buf, size_t *len, char *err, size_t errlen);
+/* Creates PATH (must not exist) with 64 random hex characters, mode 0600. */
+int config_secret_generate(const char *path, char *err, size_t errlen);
+/*
+ * HMAC-SHA256 proof for the join handshake:
+ *   HMAC(secret, "spanvm-v1|" role "|" node_id(le32) nonce_a nonce_b)
+ * role is "coord" or "node"; see proto/control.proto.
+ */
+#define CONFIG_NONCE_LEN 32
+#define CONFIG_PROOF_LEN 32
+void config_auth_proof(const uint8_t *secret, size_t secret_len, const char *role,
+		       uint32_t node_id, const uint8_t *nonce_a, const uint8_t *nonce_b,
+		       uint8_t out[CONFIG_PROOF_LEN]);
+/* Constant-time comparison; true when equal. */
+bool config_proof_equal(const uint8_t *a, const uint8_t *b);
+void config_random(void *buf, size_t len);
+
 #endif
