@@ -1,0 +1,8 @@
+# Every guest program: guest_program(name harts kind sources...)
+guest_program(hello 1 test tests/hello.c)
+guest_program(isa_alu 1 test isa/alu.c)
+guest_program(isa_branch 1 test isa/branch.c)
+guest_program(isa_mem 1 test isa/mem.c)
+guest_program(isa_mul 1 test isa/mul.c)
+guest_program(isa_amo 1 test isa/amo.c)
+guest_program(isa_rvc 1 test isa/rvc.c)
