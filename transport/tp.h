@@ -65,6 +65,8 @@ struct tp_cfg {
 	bool inline_progress;  /* true: no progress thread, caller runs tp_progress() */
 	size_t max_msg;        /* max payload per message, 0 = TP_MAX_MSG_DEFAULT */
 	unsigned rx_depth;     /* posted receive buffers, 0 = 64 */
+	uint64_t spin_ns;      /* busy-poll this long after activity before
+				* sleeping, 0 = env SPANVM_TP_SPIN_NS or 200 us */
 };
 
 /* A received message; valid only during the handler call. */

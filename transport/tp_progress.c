@@ -1,0 +1,389 @@
+/*
+ * Progress: reading the completion queue, the progress thread, and how
+ * callers wait.
+ *
+ * tcp;ofi_rxm moves data only while someone reads the CQ (manual data
+ * progress), so somebody must poll it whenever anything is in flight.
+ * Rules:
+ * - Whoever holds prog_lock may read the CQ.  The progress thread holds it
+ *   while it polls; a caller blocked in tp_request / tp_rma_* takes it with
+ *   trylock and polls too (busy-polling for up to spin_ns is what keeps the
+ *   round trip close to fi_pingpong's), handing ordinary messages over to
+ *   the progress thread through the deferred queue.
+ * - While any caller polls (tp->pollers > 0) the progress thread does not
+ *   spin: it sleeps on its eventfd, so on two cores the caller and the
+ *   peer's progress thread get one each.
+ * - Idle, the progress thread spins spin_ns after the last activity, then
+ *   blocks in epoll on the CQ's wait fd (after fi_trywait) and its eventfd,
+ *   bounded by the next fault-delay release.
+ */
+#include "transport/tp_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+static __thread struct tp *tls_handler_tp; /* set while a handler runs */
+static __thread struct tp *tls_prog_holder; /* set while this thread holds prog_lock */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+bool tp_in_handler(struct tp *tp)
+{
+	return tls_handler_tp == tp;
+}
+
+void tp_run_handler(struct tp *tp, tp_handler_fn fn, void *arg, const struct tp_msg *m)
+{
+	struct tp *saved = tls_handler_tp;
+	tls_handler_tp = tp;
+	fn(arg, m);
+	tls_handler_tp = saved;
+}
+
+static void prog_lock(struct tp *tp)
+{
+	pthread_mutex_lock(&tp->prog_lock);
+	tls_prog_holder = tp;
+}
+
+static bool prog_trylock(struct tp *tp)
+{
+	if (pthread_mutex_trylock(&tp->prog_lock))
+		return false;
+	tls_prog_holder = tp;
+	return true;
+}
+
+static void prog_unlock(struct tp *tp)
+{
+	tls_prog_holder = NULL;
+	pthread_mutex_unlock(&tp->prog_lock);
+}
+
+void tp_wake_waiters(struct tp *tp)
+{
+	if (atomic_load(&tp->sleepers) == 0)
+		return;
+	pthread_mutex_lock(&tp->wait_lock);
+	pthread_cond_broadcast(&tp->wait_cv);
+	pthread_mutex_unlock(&tp->wait_lock);
+}
+
+void tp_wake_progress(struct tp *tp)
+{
+	uint64_t one = 1;
+	if (write(tp->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		LOG_DBG(TP_SUBSYS, "eventfd write: %d", errno);
+}
+
+static void handle_entry(struct tp *tp, void *ctx, size_t len, int err, bool progress_thread)
+{
+	struct tp_op *op = ctx;
+
+	if (!op)
+		return;
+	switch (op->kind) {
+	case TP_OP_RX: {
+		struct tp_buf *b = (struct tp_buf *)op;
+		if (err) {
+			if (err != FI_ECANCELED)
+				TP_STAT_INC(tp, rx_errors);
+			if (!atomic_load(&tp->stopping))
+				tp_rx_post(tp, b);
+			return;
+		}
+		b->len = len;
+		tp_rx_complete(tp, b, progress_thread);
+		return;
+	}
+	case TP_OP_TX:
+		tp_tx_complete(tp, (struct tp_buf *)op, err);
+		return;
+	case TP_OP_RMA:
+		tp_rma_complete(tp, (struct tp_rma_op *)op, err);
+		return;
+	}
+	LOG_ERR(TP_SUBSYS, "completion with unknown context kind %d", (int)op->kind);
+}
+
+static int dispatch_deferred(struct tp *tp)
+{
+	struct tp_op *list;
+	int n = 0;
+
+	pthread_mutex_lock(&tp->defer_lock);
+	list = tp->defer_head;
+	tp->defer_head = tp->defer_tail = NULL;
+	pthread_mutex_unlock(&tp->defer_lock);
+	for (struct tp_op *op = list, *next; op; op = next, n++) {
+		next = op->next;
+		tp_rx_dispatch(tp, (struct tp_buf *)op);
+	}
+	return n;
+}
+
+static bool defer_pending(struct tp *tp)
+{
+	pthread_mutex_lock(&tp->defer_lock);
+	bool any = tp->defer_head != NULL;
+	pthread_mutex_unlock(&tp->defer_lock);
+	return any;
+}
+
+/* Shutdown: messages queued for handlers are dropped, their buffers freed. */
+void tp_deferred_drop(struct tp *tp)
+{
+	pthread_mutex_lock(&tp->defer_lock);
+	struct tp_op *list = tp->defer_head;
+	tp->defer_head = tp->defer_tail = NULL;
+	pthread_mutex_unlock(&tp->defer_lock);
+	for (struct tp_op *op = list; op; op = op->next)
+		tp_rx_release((struct tp_buf *)op);
+}
+
+/* prog_lock held.  Returns completions handled, or -errno. */
+int tp_poll_cq(struct tp *tp, bool progress_thread)
+{
+	struct fi_cq_msg_entry e[16];
+	int handled = progress_thread ? dispatch_deferred(tp) : 0;
+	ssize_t n = fi_cq_read(tp->cq, e, UTIL_ARRAY_LEN(e));
+
+	if (n > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			handle_entry(tp, e[i].op_context, e[i].len, 0, progress_thread);
+		return handled + (int)n;
+	}
+	if (n == -FI_EAVAIL) {
+		struct fi_cq_err_entry err;
+		memset(&err, 0, sizeof(err));
+		if (fi_cq_readerr(tp->cq, &err, 0) == 1) {
+			LOG_DBG(TP_SUBSYS, "CQ error: %s", fi_strerror(err.err));
+			handle_entry(tp, err.op_context, 0, err.err ? err.err : FI_EIO,
+				     progress_thread);
+		}
+		return handled + 1;
+	}
+	if (n == -FI_EAGAIN)
+		return handled;
+	LOG_ERR(TP_SUBSYS, "fi_cq_read: %s", fi_strerror((int)-n));
+	return tp_errno((int)n);
+}
+
+int tp_progress(struct tp *tp)
+{
+	uint64_t next = UINT64_MAX;
+	int n;
+
+	if (!tp)
+		return -EINVAL;
+	if (tp->thread_started || tp_in_handler(tp))
+		return -EBUSY;
+	prog_lock(tp);
+	n = tp_poll_cq(tp, true);
+	prog_unlock(tp);
+	if (n >= 0)
+		n += tp_faults_flush(tp, util_now_ns(), &next);
+	return n;
+}
+
+/* Progress without running handlers: for callers that wait or must retry. */
+static void poll_as_caller(struct tp *tp)
+{
+	if (tls_prog_holder == tp) {
+		tp_poll_cq(tp, false);
+	} else if (prog_trylock(tp)) {
+		tp_poll_cq(tp, false);
+		prog_unlock(tp);
+	} else {
+		cpu_relax();
+	}
+}
+
+int tp_post_retry(struct tp *tp, ssize_t (*post)(struct tp *, void *), void *arg)
+{
+	uint64_t deadline = 0;
+
+	for (;;) {
+		ssize_t rc = post(tp, arg);
+		if (rc != -FI_EAGAIN)
+			return tp_errno((int)rc);
+		/* Queue full: completions must be reaped before it drains. */
+		uint64_t now = util_now_ns();
+		if (!deadline)
+			deadline = now + 5000000000ull;
+		else if (now > deadline)
+			return -ETIMEDOUT;
+		if (tp->cfg.inline_progress && tls_prog_holder != tp && !tp_in_handler(tp))
+			tp_progress(tp);
+		else
+			poll_as_caller(tp);
+		if (atomic_load(&tp->stopping))
+			return -ESHUTDOWN;
+	}
+}
+
+static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
+{
+	pthread_mutex_lock(&tp->wait_lock);
+	atomic_fetch_add(&tp->sleepers, 1);
+	while (atomic_load(flag) < want && !atomic_load(&tp->stopping)) {
+		uint64_t now = util_now_ns();
+		if (now >= deadline)
+			break;
+		/* CLOCK_REALTIME for the condvar; recomputed every 10 ms at most. */
+		uint64_t wait = UTIL_MIN(deadline - now, 10000000ull);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		pthread_cond_timedwait(&tp->wait_cv, &tp->wait_lock, &ts);
+	}
+	atomic_fetch_sub(&tp->sleepers, 1);
+	pthread_mutex_unlock(&tp->wait_lock);
+}
+
+int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
+{
+	bool polling = !tp->cfg.inline_progress;
+	uint64_t spin_until = util_now_ns() + tp->spin_ns;
+	int rc = 0;
+
+	if (polling)
+		atomic_fetch_add(&tp->pollers, 1);
+	for (;;) {
+		if (atomic_load(flag) >= want)
+			break;
+		if (atomic_load(&tp->stopping)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
+		uint64_t now = util_now_ns();
+		if (now >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (tp->cfg.inline_progress) {
+			tp_progress(tp);
+			continue;
+		}
+		if (polling && now < spin_until) {
+			poll_as_caller(tp);
+			continue;
+		}
+		if (polling) {
+			polling = false;
+			if (atomic_fetch_sub(&tp->pollers, 1) == 1)
+				tp_wake_progress(tp);
+		}
+		sleep_until(tp, flag, want, deadline);
+	}
+	if (polling && atomic_fetch_sub(&tp->pollers, 1) == 1)
+		tp_wake_progress(tp);
+	return rc;
+}
+
+static void drain_eventfd(struct tp *tp)
+{
+	uint64_t v;
+	while (read(tp->evfd, &v, sizeof(v)) > 0)
+		;
+}
+
+/* Blocks until the CQ or the eventfd has something, or timeout_ms passes. */
+static void idle_wait(struct tp *tp, int timeout_ms)
+{
+	struct epoll_event ev[2];
+
+	if (atomic_load(&tp->pollers) > 0) {
+		struct pollfd p = {.fd = tp->evfd, .events = POLLIN};
+		poll(&p, 1, UTIL_MIN(timeout_ms, 1));
+	} else if (tp->cq_fd >= 0) {
+		struct fid *f = &tp->cq->fid;
+		if (fi_trywait(tp->fabric, &f, 1) == FI_SUCCESS)
+			epoll_wait(tp->epfd, ev, 2, timeout_ms);
+	} else {
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
+	drain_eventfd(tp);
+}
+
+static void *progress_main(void *arg)
+{
+	struct tp *tp = arg;
+	uint64_t last_active = util_now_ns();
+
+	util_log_set_thread("tp-progress");
+	while (!atomic_load(&tp->stopping)) {
+		uint64_t next = UINT64_MAX, now;
+		int n = 0;
+
+		if (atomic_load(&tp->pollers) == 0 || defer_pending(tp)) {
+			prog_lock(tp);
+			n = tp_poll_cq(tp, true);
+			prog_unlock(tp);
+		}
+		now = util_now_ns();
+		n += tp_faults_flush(tp, now, &next);
+		if (n > 0) {
+			last_active = now;
+			continue;
+		}
+		if (atomic_load(&tp->pollers) == 0 && now - last_active < tp->spin_ns) {
+			cpu_relax();
+			continue;
+		}
+		uint64_t to_ms = 100;
+		if (next != UINT64_MAX)
+			to_ms = next > now ? UTIL_MIN((next - now + 999999) / 1000000, 100) : 0;
+		idle_wait(tp, (int)to_ms);
+	}
+	return NULL;
+}
+
+int tp_start(struct tp *tp)
+{
+	int rc;
+
+	if (!tp)
+		return -EINVAL;
+	if (tp->cfg.inline_progress || tp->thread_started)
+		return 0;
+	rc = pthread_create(&tp->thread, NULL, progress_main, tp);
+	if (rc)
+		return -rc;
+	tp->thread_started = true;
+	return 0;
+}
+
+int tp_progress_start(struct tp *tp)
+{
+	return tp_start(tp);
+}
+
+void tp_progress_stop(struct tp *tp)
+{
+	atomic_store(&tp->stopping, true);
+	if (tp->thread_started) {
+		tp_wake_progress(tp);
+		pthread_join(tp->thread, NULL);
+		tp->thread_started = false;
+	}
+	tp_wake_waiters(tp);
+}
