@@ -6,7 +6,7 @@ target_compile_definitions(test_config PRIVATE SPANVM_SOURCE_DIR="${CMAKE_SOURCE
 add_test(NAME unit.config COMMAND test_config)
 set_tests_properties(unit.config PROPERTIES LABELS "unit;sanitize")
 
-if(TARGET spanvm_coord)
+if(TARGET spanvm_coord AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord.c)
   add_executable(test_coord ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord.c)
   target_link_libraries(test_coord spanvm_coord PkgConfig::CMOCKA)
   add_test(NAME unit.coord COMMAND test_coord)

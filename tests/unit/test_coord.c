@@ -1,0 +1,470 @@
+/*
+ * Coordinator state machine, driven directly: every message the core sends
+ * goes through a real pack/unpack round trip into a per-connection queue,
+ * and the tests play nodes and clients with the real HMAC handshake.
+ * Time is passed in, so lease expiry is tested without sleeping.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/coord.h"
+
+#define QMAX 32
+#define MS 1000000ull
+
+struct fake {
+	CtlMsg *q[COORD_MAX_CONNS][QMAX];
+	int qlen[COORD_MAX_CONNS];
+	bool closed[COORD_MAX_CONNS];
+	struct coord *c;
+	struct config *cfg;
+	uint64_t now;
+};
+
+static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
+static const uint8_t wrong[] = "0123456789abcdef0123456789abcdeX";
+
+static int fake_send(void *arg, int conn, const CtlMsg *m)
+{
+	struct fake *f = arg;
+	size_t len = ctl_msg__get_packed_size(m);
+	uint8_t *buf = malloc(len + 1);
+
+	assert_false(f->closed[conn]);
+	ctl_msg__pack(m, buf);
+	assert_true(f->qlen[conn] < QMAX);
+	f->q[conn][f->qlen[conn]++] = ctl_msg__unpack(NULL, len, buf);
+	free(buf);
+	return 0;
+}
+
+static void fake_close(void *arg, int conn)
+{
+	struct fake *f = arg;
+	f->closed[conn] = true;
+}
+
+/* Pops the oldest message sent on conn (caller frees), or NULL. */
+static CtlMsg *pop(struct fake *f, int conn)
+{
+	CtlMsg *m;
+	if (!f->qlen[conn])
+		return NULL;
+	m = f->q[conn][0];
+	memmove(&f->q[conn][0], &f->q[conn][1], sizeof(m) * (size_t)--f->qlen[conn]);
+	return m;
+}
+
+static void expect_body(struct fake *f, int conn, CtlMsg__BodyCase want)
+{
+	CtlMsg *m = pop(f, conn);
+	assert_non_null(m);
+	if (m->body_case != want) {
+		print_error("conn %d: got body %d (%s), want %d\n", conn, m->body_case,
+			    m->body_case == CTL_MSG__BODY_ERROR ? m->error->message : "", want);
+		fail();
+	}
+	ctl_msg__free_unpacked(m, NULL);
+}
+
+/* Expects an error on conn containing text, and conn closed. */
+static void expect_error(struct fake *f, int conn, CtlErrorCode code, const char *text)
+{
+	CtlMsg *m = pop(f, conn);
+	assert_non_null(m);
+	assert_int_equal(m->body_case, CTL_MSG__BODY_ERROR);
+	assert_int_equal(m->error->code, code);
+	if (!strstr(m->error->message, text)) {
+		print_error("error '%s' lacks '%s'\n", m->error->message, text);
+		fail();
+	}
+	ctl_msg__free_unpacked(m, NULL);
+	assert_true(f->closed[conn]);
+}
+
+static const char cfg_json[] =
+	"{\"version\": 1, \"vm\": {\"name\": \"t\", \"memory_mib\": 16, \"vcpus\": 3},"
+	" \"cluster\": {\"heartbeat_ms\": 100, \"lease_ms\": 1000, \"join_timeout_ms\": 8000,"
+	"  \"on_node_failure\": \"%s\"},"
+	" \"nodes\": [{\"id\": 1, \"vcpus\": [0]}, {\"id\": 2, \"vcpus\": [1]},"
+	"  {\"id\": 3, \"vcpus\": [2]}]}";
+
+static struct fake *setup(const char *policy)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	struct coord_io io = {f, fake_send, fake_close};
+	char json[1024], err[CONFIG_ERR_LEN];
+
+	snprintf(json, sizeof(json), cfg_json, policy);
+	assert_int_equal(config_load_string(json, "t", &f->cfg, err, sizeof(err)), 0);
+	struct coord_cfg cc = {f->cfg, secret, sizeof(secret) - 1};
+	f->now = 1000 * MS;
+	assert_int_equal(coord_create(&cc, &io, f->now, &f->c), 0);
+	return f;
+}
+
+static void teardown_fake(struct fake *f)
+{
+	coord_destroy(f->c);
+	for (int i = 0; i < COORD_MAX_CONNS; i++)
+		while (f->qlen[i])
+			ctl_msg__free_unpacked(pop(f, i), NULL);
+	config_free(f->cfg);
+	free(f);
+}
+
+static void msg_in(struct fake *f, int conn, CtlMsg *m)
+{
+	coord_on_msg(f->c, conn, m, f->now);
+}
+
+/* Plays the handshake on conn; leaves the answer (joined/error) queued. */
+static void handshake(struct fake *f, int conn, CtlRole role, uint32_t id, const uint8_t *key,
+		      uint64_t mem)
+{
+	uint8_t nonce_n[CONFIG_NONCE_LEN], proof[CONFIG_PROOF_LEN], addr[16] = {2, 0, 1, 2};
+	CtlHello h = CTL_HELLO__INIT;
+	CtlAuth a = CTL_AUTH__INIT;
+	CtlMsg m = CTL_MSG__INIT, *ch;
+
+	config_random(nonce_n, sizeof(nonce_n));
+	assert_int_equal(coord_on_connect(f->c, conn, f->now), 0);
+	f->closed[conn] = false;
+	h.version = 1;
+	h.role = role;
+	h.node_id = id;
+	h.nonce.data = nonce_n;
+	h.nonce.len = sizeof(nonce_n);
+	h.host = "test";
+	h.pid = 1000 + (uint32_t)conn;
+	m.body_case = CTL_MSG__BODY_HELLO;
+	m.hello = &h;
+	msg_in(f, conn, &m);
+	ch = pop(f, conn);
+	assert_non_null(ch);
+	assert_int_equal(ch->body_case, CTL_MSG__BODY_CHALLENGE);
+	assert_int_equal(ch->challenge->nonce.len, CONFIG_NONCE_LEN);
+	config_auth_proof(key, 32, "node", id, ch->challenge->nonce.data, nonce_n, proof);
+	ctl_msg__free_unpacked(ch, NULL);
+	a.proof.data = proof;
+	a.proof.len = sizeof(proof);
+	addr[4] = (uint8_t)id;
+	a.fabric_addr.data = addr;
+	a.fabric_addr.len = sizeof(addr);
+	a.mr_key = 100 + id;
+	a.mem_bytes = mem;
+	m.body_case = CTL_MSG__BODY_AUTH;
+	m.auth = &a;
+	msg_in(f, conn, &m);
+}
+
+static void join(struct fake *f, int conn, uint32_t id)
+{
+	handshake(f, conn, CTL_ROLE__CTL_ROLE_NODE, id, secret, 16ull << 20);
+	expect_body(f, conn, CTL_MSG__BODY_JOINED);
+}
+
+static void send_simple(struct fake *f, int conn, CtlMsg__BodyCase body)
+{
+	CtlReady r = CTL_READY__INIT;
+	CtlHeartbeat hb = CTL_HEARTBEAT__INIT;
+	CtlStopAck sa = CTL_STOP_ACK__INIT;
+	CtlStopRequest sr = CTL_STOP_REQUEST__INIT;
+	CtlStatusRequest st = CTL_STATUS_REQUEST__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	m.body_case = body;
+	r.ok = true;
+	r.peers_checked = 2;
+	m.ready = &r; /* the oneof shares storage: set the one that matters */
+	if (body == CTL_MSG__BODY_HEARTBEAT)
+		m.heartbeat = &hb;
+	if (body == CTL_MSG__BODY_STOP_ACK)
+		m.stop_ack = &sa;
+	if (body == CTL_MSG__BODY_STOP_REQUEST)
+		m.stop_request = &sr;
+	if (body == CTL_MSG__BODY_STATUS_REQUEST)
+		m.status_request = &st;
+	msg_in(f, conn, &m);
+}
+
+/* Nodes 1..3 on conns 11..13, through membership and barrier. */
+static void bring_up(struct fake *f)
+{
+	for (int i = 1; i <= 3; i++)
+		join(f, 10 + i, (uint32_t)i);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_BARRIER);
+	for (int i = 1; i <= 3; i++) {
+		CtlMsg *m = pop(f, 10 + i);
+		assert_non_null(m);
+		assert_int_equal(m->body_case, CTL_MSG__BODY_MEMBERSHIP);
+		assert_int_equal(m->membership->epoch, 1);
+		assert_int_equal(m->membership->n_members, 3);
+		assert_int_equal(m->membership->members[2]->node_id, 3);
+		assert_int_equal(m->membership->members[2]->mr_key, 103);
+		assert_int_equal(m->membership->members[2]->fabric_addr.data[4], 3);
+		assert_int_equal(m->membership->members[1]->vcpus[0], 1);
+		ctl_msg__free_unpacked(m, NULL);
+	}
+	for (int i = 1; i <= 3; i++) {
+		assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_BARRIER);
+		send_simple(f, 10 + i, CTL_MSG__BODY_READY);
+		if (i < 3) /* the last one completes the barrier */
+			assert_int_equal(coord_node_state(f->c, (uint32_t)i),
+					 CTL_NODE_STATE__CTL_STATE_READY);
+	}
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_RUNNING);
+	for (int i = 1; i <= 3; i++) {
+		expect_body(f, 10 + i, CTL_MSG__BODY_START);
+		assert_int_equal(coord_node_state(f->c, (uint32_t)i),
+				 CTL_NODE_STATE__CTL_STATE_RUNNING);
+	}
+}
+
+static void join_barrier_start(void **state)
+{
+	struct fake *f = setup("stop");
+	join(f, 11, 1);
+	join(f, 12, 2);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_JOIN);
+	assert_int_equal(f->qlen[11], 0); /* no table before everyone is in */
+	join(f, 13, 3);
+	teardown_fake(f);
+	f = setup("stop");
+	bring_up(f);
+	teardown_fake(f);
+}
+
+static void wrong_secret_is_rejected(void **state)
+{
+	struct fake *f = setup("stop");
+	handshake(f, 11, CTL_ROLE__CTL_ROLE_NODE, 1, wrong, 16ull << 20);
+	expect_error(f, 11, CTL_ERROR_CODE__CTL_ERR_AUTH, "wrong cluster secret");
+	assert_int_equal(coord_node_state(f->c, 1), CTL_NODE_STATE__CTL_STATE_JOINING);
+	/* A client with the wrong secret gets the same answer. */
+	handshake(f, 12, CTL_ROLE__CTL_ROLE_CLIENT, 0, wrong, 0);
+	expect_error(f, 12, CTL_ERROR_CODE__CTL_ERR_AUTH, "wrong cluster secret");
+	teardown_fake(f);
+}
+
+static void unknown_id_and_bad_memory_are_rejected(void **state)
+{
+	struct fake *f = setup("stop");
+	handshake(f, 11, CTL_ROLE__CTL_ROLE_NODE, 9, secret, 16ull << 20);
+	expect_error(f, 11, CTL_ERROR_CODE__CTL_ERR_UNKNOWN_NODE,
+		     "node id 9 is not in the cluster config (configured: 1, 2, 3)");
+	handshake(f, 12, CTL_ROLE__CTL_ROLE_NODE, 2, secret, 32ull << 20);
+	expect_error(f, 12, CTL_ERROR_CODE__CTL_ERR_MISMATCH, "guest RAM");
+	teardown_fake(f);
+}
+
+static void duplicate_after_membership_is_rejected(void **state)
+{
+	struct fake *f = setup("stop");
+	bring_up(f);
+	handshake(f, 20, CTL_ROLE__CTL_ROLE_NODE, 2, secret, 16ull << 20);
+	expect_error(f, 20, CTL_ERROR_CODE__CTL_ERR_DUPLICATE, "duplicate join refused");
+	/* The original is untouched. */
+	assert_false(f->closed[12]);
+	assert_int_equal(coord_node_state(f->c, 2), CTL_NODE_STATE__CTL_STATE_RUNNING);
+	teardown_fake(f);
+}
+
+static void restart_during_join_replaces_stale(void **state)
+{
+	struct fake *f = setup("stop");
+	join(f, 11, 1);
+	join(f, 21, 1); /* node 1 restarted; its old connection is half-open */
+	expect_error(f, 11, CTL_ERROR_CODE__CTL_ERR_REPLACED, "replaced by a newer join");
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_JOIN);
+	join(f, 12, 2);
+	join(f, 13, 3);
+	expect_body(f, 21, CTL_MSG__BODY_MEMBERSHIP); /* the new incarnation gets the table */
+	assert_int_equal(f->qlen[11], 0);
+	teardown_fake(f);
+}
+
+static void node_leaving_during_join_is_waited_for(void **state)
+{
+	struct fake *f = setup("stop");
+	join(f, 11, 1);
+	coord_on_close(f->c, 11, f->now);
+	join(f, 12, 2);
+	join(f, 13, 3);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_JOIN);
+	join(f, 14, 1);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_BARRIER);
+	teardown_fake(f);
+}
+
+static void lease_expiry_fails_node_and_tells_others(void **state)
+{
+	struct fake *f = setup("continue");
+	uint64_t next;
+
+	bring_up(f);
+	for (int step = 0; step < 11; step++) { /* 1.1 s; node 3 stays silent */
+		f->now += 100 * MS;
+		send_simple(f, 11, CTL_MSG__BODY_HEARTBEAT);
+		send_simple(f, 12, CTL_MSG__BODY_HEARTBEAT);
+		expect_body(f, 11, CTL_MSG__BODY_HEARTBEAT_ACK);
+		expect_body(f, 12, CTL_MSG__BODY_HEARTBEAT_ACK);
+		coord_tick(f->c, f->now, &next);
+		assert_true(next > f->now);
+		if (step < 9) /* within the lease (1000 ms) */
+			assert_int_equal(coord_node_state(f->c, 3), CTL_NODE_STATE__CTL_STATE_RUNNING);
+	}
+	assert_int_equal(coord_node_state(f->c, 3), CTL_NODE_STATE__CTL_STATE_FAILED);
+	assert_true(f->closed[13]);
+	for (int conn = 11; conn <= 12; conn++) {
+		CtlMsg *m = pop(f, conn);
+		assert_non_null(m);
+		assert_int_equal(m->body_case, CTL_MSG__BODY_NODE_FAILED);
+		assert_int_equal(m->node_failed->node_id, 3);
+		assert_int_equal(m->node_failed->epoch, 2);
+		assert_non_null(strstr(m->node_failed->reason, "no heartbeat"));
+		ctl_msg__free_unpacked(m, NULL);
+	}
+	assert_int_equal(coord_epoch(f->c), 2);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_RUNNING); /* "continue" */
+	teardown_fake(f);
+}
+
+static void orderly_stop_goes_one_by_one_in_reverse(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = -1;
+
+	bring_up(f);
+	handshake(f, 30, CTL_ROLE__CTL_ROLE_CLIENT, 0, secret, 0);
+	expect_body(f, 30, CTL_MSG__BODY_JOINED);
+	send_simple(f, 30, CTL_MSG__BODY_STOP_REQUEST);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_STOPPING);
+	for (int id = 3; id >= 1; id--) {
+		for (int other = 1; other < id; other++)
+			assert_int_equal(f->qlen[10 + other], 0); /* not yet asked */
+		expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
+		assert_int_equal(f->qlen[30], 0);
+		send_simple(f, 10 + id, CTL_MSG__BODY_STOP_ACK);
+		assert_int_equal(coord_node_state(f->c, (uint32_t)id),
+				 CTL_NODE_STATE__CTL_STATE_STOPPED);
+	}
+	expect_body(f, 30, CTL_MSG__BODY_STOP_REPLY);
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 0);
+	teardown_fake(f);
+}
+
+static void killed_node_fails_and_stops_cluster(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = -1;
+
+	bring_up(f);
+	coord_on_close(f->c, 12, f->now); /* SIGKILL: the kernel closes the socket */
+	assert_int_equal(coord_node_state(f->c, 2), CTL_NODE_STATE__CTL_STATE_FAILED);
+	expect_body(f, 11, CTL_MSG__BODY_NODE_FAILED);
+	expect_body(f, 13, CTL_MSG__BODY_NODE_FAILED);
+	expect_body(f, 13, CTL_MSG__BODY_STOP); /* policy "stop": node 3 first */
+	assert_int_equal(f->qlen[11], 0);
+	f->now += 1100 * MS; /* node 3 never acks: one lease, then the next */
+	send_simple(f, 11, CTL_MSG__BODY_HEARTBEAT); /* node 1 is alive */
+	expect_body(f, 11, CTL_MSG__BODY_HEARTBEAT_ACK);
+	coord_tick(f->c, f->now, NULL);
+	assert_true(f->closed[13]);
+	expect_body(f, 11, CTL_MSG__BODY_STOP);
+	send_simple(f, 11, CTL_MSG__BODY_STOP_ACK);
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 1);
+	assert_int_equal(coord_node_state(f->c, 2), CTL_NODE_STATE__CTL_STATE_FAILED);
+	teardown_fake(f);
+}
+
+static void status_lists_every_node(void **state)
+{
+	struct fake *f = setup("stop");
+	CtlMsg *m;
+
+	join(f, 11, 1);
+	handshake(f, 30, CTL_ROLE__CTL_ROLE_CLIENT, 0, secret, 0);
+	expect_body(f, 30, CTL_MSG__BODY_JOINED);
+	send_simple(f, 30, CTL_MSG__BODY_STATUS_REQUEST);
+	m = pop(f, 30);
+	assert_non_null(m);
+	assert_int_equal(m->body_case, CTL_MSG__BODY_STATUS_REPLY);
+	assert_string_equal(m->status_reply->vm_name, "t");
+	assert_int_equal(m->status_reply->phase, CTL_PHASE__CTL_PHASE_JOIN);
+	assert_int_equal(m->status_reply->n_nodes, 3);
+	assert_true(m->status_reply->nodes[0]->connected);
+	assert_int_equal(m->status_reply->nodes[0]->pid, 1011);
+	assert_false(m->status_reply->nodes[1]->connected);
+	assert_int_equal(m->status_reply->nodes[2]->state, CTL_NODE_STATE__CTL_STATE_JOINING);
+	ctl_msg__free_unpacked(m, NULL);
+	teardown_fake(f);
+}
+
+static void protocol_violations_close_the_connection(void **state)
+{
+	struct fake *f = setup("stop");
+	uint64_t next;
+
+	assert_int_equal(coord_on_connect(f->c, 11, f->now), 0);
+	send_simple(f, 11, CTL_MSG__BODY_STATUS_REQUEST); /* before hello */
+	expect_error(f, 11, CTL_ERROR_CODE__CTL_ERR_PROTOCOL, "expected hello first");
+	assert_int_equal(coord_on_connect(f->c, 12, f->now), 0);
+	assert_int_equal(coord_on_connect(f->c, 12, f->now), -EBUSY);
+	f->now += (COORD_HANDSHAKE_MS + 1) * MS; /* silent peer */
+	coord_tick(f->c, f->now, &next);
+	expect_error(f, 12, CTL_ERROR_CODE__CTL_ERR_PROTOCOL, "handshake not completed");
+	join(f, 13, 1);
+	send_simple(f, 13, CTL_MSG__BODY_STATUS_REQUEST); /* a node is not a client */
+	expect_error(f, 13, CTL_ERROR_CODE__CTL_ERR_PROTOCOL, "unexpected message");
+	teardown_fake(f);
+}
+
+static void join_timeout_stops_with_failure(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = 0;
+
+	join(f, 11, 1);
+	for (int i = 0; i < 17; i++) { /* heartbeats keep node 1 alive, 8.5 s */
+		f->now += 500 * MS;
+		send_simple(f, 11, CTL_MSG__BODY_HEARTBEAT);
+		expect_body(f, 11, CTL_MSG__BODY_HEARTBEAT_ACK);
+		coord_tick(f->c, f->now, NULL);
+	}
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_STOPPING);
+	expect_body(f, 11, CTL_MSG__BODY_STOP);
+	send_simple(f, 11, CTL_MSG__BODY_STOP_ACK);
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 1);
+	assert_int_equal(coord_node_state(f->c, 3), CTL_NODE_STATE__CTL_STATE_STOPPED);
+	teardown_fake(f);
+}
+
+int main(void)
+{
+	util_log_set_level(LOG_LEVEL_ERR);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(join_barrier_start),
+		cmocka_unit_test(wrong_secret_is_rejected),
+		cmocka_unit_test(unknown_id_and_bad_memory_are_rejected),
+		cmocka_unit_test(duplicate_after_membership_is_rejected),
+		cmocka_unit_test(restart_during_join_replaces_stale),
+		cmocka_unit_test(node_leaving_during_join_is_waited_for),
+		cmocka_unit_test(lease_expiry_fails_node_and_tells_others),
+		cmocka_unit_test(orderly_stop_goes_one_by_one_in_reverse),
+		cmocka_unit_test(killed_node_fails_and_stops_cluster),
+		cmocka_unit_test(status_lists_every_node),
+		cmocka_unit_test(protocol_violations_close_the_connection),
+		cmocka_unit_test(join_timeout_stops_with_failure),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
