@@ -23,20 +23,33 @@ int main(void)
 	CHECK(csr_read(mcycle) != 0);
 	u64 u0 = csr_read(instret), m0 = csr_read(minstret);
 	CHECK(m0 >= u0); /* (QEMU without -icount counts host ticks, so no bound) */
+	/* QEMU's spike machine has no time CSR (it traps even in M, left to
+	 * firmware to emulate); the time checks run only where it exists */
+	rt_trap_clear();
+	rt_expect_trap();
 	u64 t0 = csr_read(time), c0 = clint_mtime();
-	CHECK(c0 >= t0); /* time mirrors mtime */
-	CHECK(c0 - t0 < 1000000);
+	int has_time = rt_mtrap[0].count == 0;
+	rt_expect_trap();
+	asm volatile("ebreak"); /* consume the arming if time did not trap */
+	if (has_time) {
+		CHECK(c0 >= t0); /* time mirrors mtime */
+		CHECK(c0 - t0 < 1000000);
+	} else {
+		rt_printf("note: time CSR traps in M: time checks skipped\n");
+	}
 
 	/* mcounteren = 0: S and U cannot read any counter */
 	csr_write(mcounteren, 0);
 	csr_write(scounteren, 7);
 	CHECK(gated(PRV_S, rd_cycle));
-	CHECK(gated(PRV_S, rd_time));
+	if (has_time)
+		CHECK(gated(PRV_S, rd_time));
 	CHECK(gated(PRV_S, rd_instret));
 	CHECK(gated(PRV_U, rd_cycle));
 	/* mcounteren = TM only: S reads time only */
 	csr_write(mcounteren, 2);
-	CHECK(!gated(PRV_S, rd_time));
+	if (has_time)
+		CHECK(!gated(PRV_S, rd_time));
 	CHECK(gated(PRV_S, rd_cycle));
 	CHECK(gated(PRV_S, rd_instret));
 	/* mcounteren = 7, scounteren = 0: S reads all, U none */
@@ -45,16 +58,20 @@ int main(void)
 	CHECK(!gated(PRV_S, rd_cycle));
 	CHECK(!gated(PRV_S, rd_instret));
 	CHECK(gated(PRV_U, rd_cycle));
-	CHECK(gated(PRV_U, rd_time));
+	if (has_time)
+		CHECK(gated(PRV_U, rd_time));
 	CHECK(gated(PRV_U, rd_instret));
 	/* scounteren = CY|IR: U reads those, not time */
 	csr_write(scounteren, 5);
 	CHECK(!gated(PRV_U, rd_cycle));
 	CHECK(!gated(PRV_U, rd_instret));
-	CHECK(gated(PRV_U, rd_time));
+	if (has_time)
+		CHECK(gated(PRV_U, rd_time));
 	csr_write(scounteren, 7);
-	u64 tu = rt_run(PRV_U, rd_time, 0, 0);
-	CHECK(tu != RT_TRAPPED && tu >= t0);
+	if (has_time) {
+		u64 tu = rt_run(PRV_U, rd_time, 0, 0);
+		CHECK(tu != RT_TRAPPED && tu >= t0);
+	}
 	rt_printf("priv_counters: %d checks passed\n", rt_check_no);
 	return 0;
 }
