@@ -1,0 +1,6 @@
+if(TARGET spanvm_proto)
+  add_executable(test_frame ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_frame.c)
+  target_link_libraries(test_frame spanvm_proto PkgConfig::CMOCKA)
+  add_test(NAME unit.frame COMMAND test_frame)
+  set_tests_properties(unit.frame PROPERTIES LABELS "unit;sanitize" TIMEOUT 60)
+endif()
