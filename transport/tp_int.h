@@ -184,6 +184,8 @@ void tp_tx_free(struct tp *tp, struct tp_buf *b);
 int tp_faults_flush(struct tp *tp, uint64_t now, uint64_t *next_release);
 void tp_pending_fail_all(struct tp *tp, int dst, int rc);
 void tp_builtin_handlers(struct tp *tp);
+/* Test hook: sends frame bytes as they are (no envelope, no fault hooks). */
+int tp_send_raw(struct tp *tp, int dst, const void *frame, size_t len);
 void tp_rx_release(struct tp_buf *b); /* frees the unpacked envelope */
 
 /* tp_progress.c */

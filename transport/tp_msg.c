@@ -294,6 +294,21 @@ int tp_faults_flush(struct tp *tp, uint64_t now, uint64_t *next)
 	return n;
 }
 
+int tp_send_raw(struct tp *tp, int dst, const void *frame, size_t len)
+{
+	struct tp_buf *b;
+
+	if (!tp || !frame || !len || len > tp->max_frame)
+		return -EINVAL;
+	b = tx_alloc(tp, len);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b->data, frame, len);
+	b->len = len;
+	b->dst = dst;
+	return tx_post(tp, b);
+}
+
 int tp_send(struct tp *tp, int dst, uint32_t type, const void *payload, size_t len)
 {
 	struct tp_buf *b;
