@@ -1,0 +1,357 @@
+/*
+ * One spanvm-node's cluster life (see node.h): RAM, endpoint, join, peer
+ * checks, ready, heartbeats, stop.
+ *
+ * Why the peer checks run on their own thread: each check may wait for
+ * retries against a slow or dead peer; heartbeats must keep flowing
+ * meanwhile, or the coordinator would declare this (healthy) node failed.
+ * The thread only reads the membership it was given and writes its result
+ * before it signals the pipe; the main thread reads the result only after
+ * the pipe fired (the pipe write/read orders the accesses).
+ */
+#include "node/node.h"
+#include "transport/tp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MS 1000000ull
+#define CHECK_DEADLINE_MS 10000 /* per peer, message round trip included */
+
+struct peer_info {
+	uint32_t id;
+};
+
+struct agent {
+	const struct node_agent_cfg *acfg;
+	const struct config *cfg;
+	const struct config_node *me;
+	uint8_t *ram;
+	size_t ram_len;
+	struct tp *tp;
+	struct node_ctl *ctl;
+	uint64_t epoch;
+	uint32_t heartbeat_ms, lease_ms;
+	/* check thread: inputs written before start, outputs before the pipe */
+	pthread_t thr;
+	bool thr_running;
+	int pipe[2];
+	volatile int abort_checks;
+	uint32_t npeers;
+	struct peer_info peers[CONFIG_MAX_NODES];
+	uint32_t checked;
+	bool check_ok;
+	char check_msg[256];
+};
+
+static int check_one(struct agent *a, uint32_t peer, uint8_t *buf, uint8_t *want)
+{
+	uint64_t deadline = util_now_ns() + CHECK_DEADLINE_MS * MS, rtt = 0;
+	int rc;
+
+	/* The peer may not know us yet (its table can arrive a little later). */
+	do {
+		rc = tp_ping(a->tp, (int)peer, 300 * MS, &rtt);
+	} while (rc == -ETIMEDOUT && !a->abort_checks && util_now_ns() < deadline);
+	if (rc) {
+		snprintf(a->check_msg, sizeof(a->check_msg), "message round trip to node %u: %s",
+			 peer, strerror(-rc));
+		return rc;
+	}
+	memset(buf, 0, NODE_CHECK_PAGE);
+	rc = tp_rma_read(a->tp, (int)peer, a->ram_len - NODE_CHECK_PAGE, buf, NODE_CHECK_PAGE,
+			 2000 * MS);
+	if (rc) {
+		snprintf(a->check_msg, sizeof(a->check_msg), "RMA read from node %u: %s", peer,
+			 strerror(-rc));
+		return rc;
+	}
+	node_check_page_fill(want, peer);
+	if (memcmp(buf, want, NODE_CHECK_PAGE)) {
+		snprintf(a->check_msg, sizeof(a->check_msg),
+			 "RMA read from node %u returned the wrong page content", peer);
+		return -EIO;
+	}
+	LOG_INFO("node", "peer %u ok: round trip %.1f us, 4 KiB RMA read verified", peer,
+		 (double)rtt / 1000.0);
+	return 0;
+}
+
+static void *check_thread(void *arg)
+{
+	struct agent *a = arg;
+	uint8_t *buf = malloc(NODE_CHECK_PAGE), *want = malloc(NODE_CHECK_PAGE);
+	char one = 1;
+
+	util_log_set_thread("check");
+	a->check_ok = buf && want;
+	if (!a->check_ok)
+		snprintf(a->check_msg, sizeof(a->check_msg), "out of memory");
+	for (uint32_t i = 0; a->check_ok && i < a->npeers && !a->abort_checks; i++) {
+		if (check_one(a, a->peers[i].id, buf, want))
+			a->check_ok = false;
+		else
+			a->checked++;
+	}
+	if (a->abort_checks && a->check_ok) {
+		a->check_ok = false;
+		snprintf(a->check_msg, sizeof(a->check_msg), "checks aborted");
+	}
+	free(buf);
+	free(want);
+	if (write(a->pipe[1], &one, 1) != 1)
+		LOG_ERR("node", "check thread cannot signal its result");
+	return NULL;
+}
+
+static int on_membership(struct agent *a, const CtlMembership *mb)
+{
+	int rc;
+
+	if (mb->mem_bytes != a->cfg->mem_bytes) {
+		LOG_ERR("node", "membership says %llu bytes of RAM, our config %llu",
+			(unsigned long long)mb->mem_bytes, (unsigned long long)a->cfg->mem_bytes);
+		return -EPROTO;
+	}
+	a->heartbeat_ms = mb->heartbeat_ms ? mb->heartbeat_ms : a->heartbeat_ms;
+	a->lease_ms = mb->lease_ms ? mb->lease_ms : a->lease_ms;
+	a->npeers = 0;
+	for (size_t i = 0; i < mb->n_members; i++) {
+		const CtlMember *m = mb->members[i];
+		if (m->node_id == a->me->id)
+			continue;
+		rc = tp_peer_add(a->tp, (int)m->node_id, m->fabric_addr.data, m->fabric_addr.len,
+				 m->mr_key, m->mr_base);
+		if (rc) {
+			LOG_ERR("node", "cannot add peer %u: %s", m->node_id, strerror(-rc));
+			return rc;
+		}
+		if (a->npeers < CONFIG_MAX_NODES)
+			a->peers[a->npeers++].id = m->node_id;
+	}
+	a->epoch = mb->epoch;
+	tp_epoch_set(a->tp, a->epoch);
+	LOG_INFO("node", "membership epoch %llu: %zu nodes; checking %u peers",
+		 (unsigned long long)a->epoch, mb->n_members, a->npeers);
+	rc = pthread_create(&a->thr, NULL, check_thread, a);
+	if (rc)
+		return -rc;
+	a->thr_running = true;
+	return 0;
+}
+
+static int send_ready(struct agent *a)
+{
+	CtlReady r = CTL_READY__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+	char drain;
+
+	if (read(a->pipe[0], &drain, 1) != 1)
+		return -EIO;
+	pthread_join(a->thr, NULL);
+	a->thr_running = false;
+	r.ok = a->check_ok;
+	r.peers_checked = a->checked;
+	r.message = a->check_msg;
+	r.epoch = a->epoch;
+	m.body_case = CTL_MSG__BODY_READY;
+	m.ready = &r;
+	if (a->check_ok)
+		LOG_INFO("node", "all %u peer checks passed; ready", a->checked);
+	else
+		LOG_ERR("node", "peer checks failed: %s", a->check_msg);
+	return node_ctl_send(a->ctl, &m);
+}
+
+/* One coordinator message.  1 = orderly stop, 0 = go on, <0 = failure. */
+static int on_ctl(struct agent *a, CtlMsg *m)
+{
+	CtlStopAck ack = CTL_STOP_ACK__INIT;
+	CtlMsg r = CTL_MSG__INIT;
+
+	switch (m->body_case) {
+	case CTL_MSG__BODY_HEARTBEAT_ACK:
+		return 0;
+	case CTL_MSG__BODY_MEMBERSHIP:
+		return a->thr_running ? -EPROTO : on_membership(a, m->membership);
+	case CTL_MSG__BODY_START:
+		LOG_INFO("node", "cluster running (epoch %llu)", (unsigned long long)m->start->epoch);
+		return 0;
+	case CTL_MSG__BODY_NODE_FAILED:
+		LOG_WARN("node", "coordinator: node %u failed (%s); epoch %llu",
+			 m->node_failed->node_id, m->node_failed->reason,
+			 (unsigned long long)m->node_failed->epoch);
+		tp_peer_remove(a->tp, (int)m->node_failed->node_id);
+		a->epoch = m->node_failed->epoch;
+		tp_epoch_set(a->tp, a->epoch);
+		return 0;
+	case CTL_MSG__BODY_STOP:
+		LOG_INFO("node", "stop: %s", m->stop->reason);
+		r.body_case = CTL_MSG__BODY_STOP_ACK;
+		r.stop_ack = &ack;
+		node_ctl_send(a->ctl, &r);
+		return 1;
+	case CTL_MSG__BODY_ERROR:
+		LOG_ERR("node", "coordinator: %s", m->error->message);
+		return -EPROTO;
+	default:
+		LOG_WARN("node", "unexpected control message %d ignored", m->body_case);
+		return 0;
+	}
+}
+
+static int heartbeat(struct agent *a, uint64_t seq)
+{
+	CtlHeartbeat hb = CTL_HEARTBEAT__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	hb.seq = seq;
+	m.body_case = CTL_MSG__BODY_HEARTBEAT;
+	m.heartbeat = &hb;
+	return node_ctl_send(a->ctl, &m);
+}
+
+/* 0 = stopped in order, 1 = failure. */
+static int control_loop(struct agent *a)
+{
+	uint64_t now = util_now_ns(), next_hb = now, last_contact = now, seq = 0;
+	int rc;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = node_ctl_fd(a->ctl), .events = POLLIN},
+				      {.fd = a->pipe[0], .events = POLLIN}};
+		now = util_now_ns();
+		if (a->acfg->stop_flag && *a->acfg->stop_flag) {
+			LOG_WARN("node", "terminated by signal; leaving the cluster");
+			return 1;
+		}
+		if (now >= next_hb) {
+			if ((rc = heartbeat(a, ++seq))) {
+				LOG_ERR("node", "coordinator connection lost: %s", strerror(-rc));
+				return 1;
+			}
+			next_hb = now + a->heartbeat_ms * MS;
+		}
+		if (now - last_contact > a->lease_ms * MS) {
+			LOG_ERR("node", "coordinator silent for %llu ms (lease %u ms): leaving",
+				(unsigned long long)((now - last_contact) / MS), a->lease_ms);
+			return 1;
+		}
+		if (poll(p, 2, (int)((next_hb - now) / MS) + 1) < 0)
+			continue; /* EINTR: the signal flag is checked above */
+		if (p[1].revents && (rc = send_ready(a))) {
+			LOG_ERR("node", "cannot report ready: %s", strerror(-rc));
+			return 1;
+		}
+		if (!p[0].revents)
+			continue;
+		CtlMsg *m;
+		rc = node_ctl_recv(a->ctl, 1000, &m);
+		if (rc) {
+			LOG_ERR("node", "coordinator connection lost: %s",
+				rc == -ECONNRESET ? "closed by the coordinator" : strerror(-rc));
+			return 1;
+		}
+		last_contact = util_now_ns();
+		rc = on_ctl(a, m);
+		ctl_msg__free_unpacked(m, NULL);
+		if (rc)
+			return rc > 0 ? 0 : 1;
+	}
+}
+
+static int setup(struct agent *a, char *err, size_t errlen)
+{
+	struct tp_cfg tcfg = {0};
+	char port[8];
+	uint8_t addr[TP_ADDR_MAX];
+	size_t addrlen = sizeof(addr);
+	uint64_t key = 0, base = 0;
+	int rc;
+
+	a->ram_len = a->cfg->mem_bytes;
+	a->ram = mmap(NULL, a->ram_len, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (a->ram == MAP_FAILED) {
+		a->ram = NULL;
+		snprintf(err, errlen, "cannot map %zu bytes of guest RAM: %s", a->ram_len,
+			 strerror(errno));
+		return -ENOMEM;
+	}
+	node_check_page_fill(a->ram + a->ram_len - NODE_CHECK_PAGE, a->me->id);
+	snprintf(port, sizeof(port), "%u", a->me->bind_port);
+	tcfg.node_id = (int)a->me->id;
+	tcfg.provider = a->cfg->provider;
+	tcfg.bind_addr = a->me->bind_addr;
+	tcfg.bind_port = port;
+	if ((rc = tp_create(&tcfg, &a->tp))) {
+		snprintf(err, errlen, "cannot open the fabric endpoint (provider %s, bind %s): %s",
+			 a->cfg->provider, a->me->bind_addr, strerror(-rc));
+		return rc;
+	}
+	if ((rc = tp_mr_register(a->tp, a->ram, a->ram_len, &key, &base)) ||
+	    (rc = tp_local_addr(a->tp, addr, &addrlen)) || (rc = tp_start(a->tp))) {
+		snprintf(err, errlen, "fabric set-up failed: %s", strerror(-rc));
+		return rc;
+	}
+	struct node_ctl_cfg ccfg = {
+		.host = a->acfg->coord_host, .port = a->acfg->coord_port,
+		.role = CTL_ROLE__CTL_ROLE_NODE, .node_id = a->me->id,
+		.secret = a->acfg->secret, .secret_len = a->acfg->secret_len, .timeout_ms = 5000,
+		.fabric_addr = addr, .fabric_addrlen = addrlen, .mr_key = key, .mr_base = base,
+		.mem_bytes = a->ram_len};
+	return node_ctl_connect(&ccfg, &a->ctl, err, errlen);
+}
+
+int node_agent_run(const struct node_agent_cfg *acfg)
+{
+	struct agent *a = calloc(1, sizeof(*a));
+	char err[CONFIG_ERR_LEN] = "";
+	int rc = 1;
+
+	if (!a)
+		return 1;
+	a->acfg = acfg;
+	a->cfg = acfg->cfg;
+	a->me = config_node_find(a->cfg, acfg->node_id);
+	a->heartbeat_ms = a->cfg->heartbeat_ms;
+	a->lease_ms = a->cfg->lease_ms;
+	a->pipe[0] = a->pipe[1] = -1;
+	if (!a->me) {
+		LOG_ERR("node", "node id %u is not in the config", acfg->node_id);
+		goto out;
+	}
+	if (pipe2(a->pipe, O_CLOEXEC)) {
+		LOG_ERR("node", "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (setup(a, err, sizeof(err))) {
+		LOG_ERR("node", "node %u: %s", acfg->node_id, err);
+		goto out;
+	}
+	LOG_INFO("node", "node %u joined; %zu MiB guest RAM registered", a->me->id, a->ram_len >> 20);
+	rc = control_loop(a);
+out:
+	if (a->thr_running) {
+		a->abort_checks = 1;
+		pthread_join(a->thr, NULL);
+	}
+	node_ctl_close(a->ctl);
+	if (a->tp)
+		tp_destroy(a->tp);
+	if (a->ram)
+		munmap(a->ram, a->ram_len);
+	if (a->pipe[0] >= 0) {
+		close(a->pipe[0]);
+		close(a->pipe[1]);
+	}
+	free(a);
+	return rc;
+}

@@ -1,0 +1,135 @@
+/*
+ * spanvm-node: one host's part of a spanning VM.  Joins the coordinator,
+ * registers guest RAM with the fabric, checks every peer, then stays up
+ * until the coordinator stops the cluster (or is lost).
+ * Exit codes: 0 orderly stop, 1 failure (message on stderr), 2 usage.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node.h"
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+	stop_flag = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: spanvm-node --config FILE --node-id N [--coord HOST:PORT]\n"
+		"                   [--secret-file FILE] [--log-level err|warn|info|debug]\n\n"
+		"Runs node N of the VM described in FILE.\n"
+		"  --coord        coordinator address (default: cluster.coordinator in the config)\n"
+		"  --secret-file  cluster secret (default: cluster.secret_file in the config)\n"
+		"Exit status: 0 stopped by the coordinator, 1 failure, 2 usage.\n");
+}
+
+static int parse_id(const char *s, uint32_t *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == 0 || *end || v < 0 || v >= CONFIG_MAX_NODES)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"node-id", required_argument, NULL, 'n'},
+		{"coord", required_argument, NULL, 'C'}, {"secret-file", required_argument, NULL, 's'},
+		{"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	const char *config_path = NULL, *coord = NULL, *secret_path = NULL;
+	uint8_t secret[CONFIG_SECRET_MAX + 1];
+	char err[CONFIG_ERR_LEN], host[64];
+	struct config *cfg = NULL;
+	uint32_t id = 0;
+	bool have_id = false;
+	uint16_t port;
+	size_t secret_len;
+	int opt, level = LOG_LEVEL_INFO, rc = 1;
+
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'C': coord = optarg; break;
+		case 's': secret_path = optarg; break;
+		case 'n':
+			if (parse_id(optarg, &id)) {
+				fprintf(stderr, "spanvm-node: --node-id '%s' is not a number in 0..%d\n",
+					optarg, CONFIG_MAX_NODES - 1);
+				return 2;
+			}
+			have_id = true;
+			break;
+		case 'L':
+			if (util_log_parse_level(optarg, &level)) {
+				fprintf(stderr, "spanvm-node: --log-level '%s' is not err|warn|info|debug\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!config_path || !have_id || optind != argc) {
+		fprintf(stderr, "spanvm-node: %s\n",
+			optind != argc ? "unexpected argument"
+				       : !config_path ? "--config is required" : "--node-id is required");
+		usage(stderr);
+		return 2;
+	}
+	util_log_set_level(level);
+	util_log_set_node((int)id);
+	if (config_load_file(config_path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "spanvm-node: %s\n", err);
+		return 1;
+	}
+	if (!config_node_find(cfg, id)) {
+		fprintf(stderr, "spanvm-node: node id %u is not listed in %s (nodes[].id)\n", id,
+			config_path);
+		goto out;
+	}
+	snprintf(host, sizeof(host), "%s", cfg->coord_host);
+	port = cfg->coord_port;
+	if (coord && node_parse_hostport(coord, host, sizeof(host), &port)) {
+		fprintf(stderr, "spanvm-node: --coord '%s' is not HOST:PORT\n", coord);
+		rc = 2;
+		goto out;
+	}
+	if (!port) {
+		fprintf(stderr, "spanvm-node: %s: cluster.coordinator.port is 0 (chosen at launch); "
+				"give --coord HOST:PORT\n", config_path);
+		goto out;
+	}
+	if (!secret_path)
+		secret_path = cfg->secret_file;
+	if (!secret_path) {
+		fprintf(stderr, "spanvm-node: no cluster secret: give --secret-file or set "
+				"cluster.secret_file in %s\n", config_path);
+		goto out;
+	}
+	if (config_secret_load(secret_path, secret, &secret_len, err, sizeof(err))) {
+		fprintf(stderr, "spanvm-node: %s\n", err);
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct node_agent_cfg acfg = {cfg, id, host, port, secret, secret_len, &stop_flag};
+	rc = node_agent_run(&acfg);
+out:
+	config_free(cfg);
+	return rc;
+}
