@@ -1,0 +1,39 @@
+/* Helpers for multi-hart tests.  NHARTS comes from the build (the hart
+ * count the test is registered with; run with --harts NHARTS / -smp
+ * NHARTS).  mp_arrive() is a one-shot start barrier with a time limit, so
+ * a run with too few harts fails with a message instead of hanging. */
+#ifndef GUEST_MP_H
+#define GUEST_MP_H
+#include "rt.h"
+
+#ifndef NHARTS
+#define NHARTS 2
+#endif
+#define MP_WAIT_TICKS (10000000ul * 20) /* 20 s of mtime at 10 MHz */
+
+static volatile int mp_arrived;
+
+static inline void mp_arrive(void)
+{
+	__atomic_fetch_add(&mp_arrived, 1, __ATOMIC_ACQ_REL);
+	u64 t0 = clint_mtime();
+	while (__atomic_load_n(&mp_arrived, __ATOMIC_ACQUIRE) < NHARTS) {
+		if (clint_mtime() - t0 > MP_WAIT_TICKS) {
+			rt_printf("hart %u: only %d of %d harts arrived (run with %d harts)\n", rt_hartid(),
+				  mp_arrived, NHARTS, NHARTS);
+			rt_exit(250);
+		}
+	}
+}
+
+/* wait until *p == v (or fail after MP_WAIT_TICKS) */
+static inline void mp_wait_eq(volatile u64 *p, u64 v, const char *what)
+{
+	u64 t0 = clint_mtime();
+	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) != v)
+		if (clint_mtime() - t0 > MP_WAIT_TICKS) {
+			rt_printf("hart %u: timeout waiting for %s == %lu (is %lu)\n", rt_hartid(), what, v, *p);
+			rt_exit(251);
+		}
+}
+#endif
