@@ -26,6 +26,7 @@
 #define TP_TX_SLOTS 128u
 #define TP_BOUNCE_SIZE (64u * 1024)
 #define TP_BOUNCE_SLOTS 16u
+#define TP_BACKLOG_MAX 4096 /* queued sends per peer before -ENOBUFS */
 #define TP_REORDER_HOLD_NS (20ull * 1000 * 1000) /* a held message leaves after 20 ms */
 
 /* Every libfabric operation context starts with this (FI_CONTEXT2 room). */
@@ -78,7 +79,8 @@ struct tp_peer {
 	/* Fault state; peer lock. */
 	struct tp_fault fault;
 	uint64_t rng;
-	struct tp_buf *held_head, *held_tail; /* delayed messages, by release time */
+	struct tp_buf *held_head, *held_tail; /* delayed or backlogged sends, in order */
+	int held_count;
 	struct tp_buf *reorder_held;          /* one message held back */
 };
 

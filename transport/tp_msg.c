@@ -121,39 +121,22 @@ static int tx_build(struct tp *tp, int dst, uint32_t type, uint64_t seq, uint64_
 	return 0;
 }
 
-struct send_arg {
-	struct tp_buf *b;
-	fi_addr_t addr;
-};
-
-static ssize_t post_send(struct tp *tp, void *a)
+/*
+ * Posts b once to addr.  0: posted (b now belongs to the completion);
+ * -EAGAIN: provider queue full or connection not up yet, b kept by the
+ * caller; other -errno: b freed.
+ */
+static int tx_post_once(struct tp *tp, struct tp_buf *b, fi_addr_t addr)
 {
-	struct send_arg *s = a;
-	return fi_send(tp->ep, s->b->data, s->b->len, s->b->desc, s->addr, &s->b->op.fictx);
-}
-
-/* Posts one built buffer to its destination now (no fault hooks). */
-static int tx_post(struct tp *tp, struct tp_buf *b)
-{
-	struct send_arg s = {.b = b};
 	size_t len = b->len;
-	struct tp_peer *p;
-	int rc;
+	ssize_t rc = fi_send(tp->ep, b->data, len, b->desc, addr, &b->op.fictx);
 
-	pthread_mutex_lock(&tp->peer_lock);
-	p = tp_peer_get_locked(tp, b->dst);
-	if (p)
-		s.addr = p->fi_addr;
-	pthread_mutex_unlock(&tp->peer_lock);
-	if (!p) {
-		tp_tx_free(tp, b);
-		return -ENOENT;
-	}
-	rc = tp_post_retry(tp, post_send, &s);
+	if (rc == -FI_EAGAIN)
+		return -EAGAIN;
 	if (rc) {
 		TP_STAT_INC(tp, tx_errors);
 		tp_tx_free(tp, b);
-		return rc;
+		return tp_errno((int)rc);
 	}
 	TP_STAT_INC(tp, tx_msgs);
 	TP_STAT_ADD(tp, tx_bytes, len);
@@ -173,6 +156,7 @@ static struct tp_buf *tx_clone(struct tp *tp, const struct tp_buf *b)
 
 static void held_append(struct tp_peer *p, struct tp_buf *b)
 {
+	p->held_count++;
 	b->op.next = NULL;
 	if (p->held_tail)
 		p->held_tail->op.next = &b->op;
@@ -228,70 +212,151 @@ static int faults_apply(struct tp *tp, struct tp_peer *p, struct tp_buf *b, stru
 	return n;
 }
 
-static int tx_submit(struct tp *tp, struct tp_buf *b)
+/* Queues bufs behind the peer's backlog (peer lock held); the progress
+ * thread posts them in order once the provider takes more. */
+static void backlog(struct tp_peer *p, struct tp_buf **bufs, int n)
 {
-	struct tp_buf *out[3];
+	for (int i = 0; i < n; i++) {
+		bufs[i]->release_ns = 0;
+		held_append(p, bufs[i]);
+	}
+}
+
+/* Applies fault hooks, then posts, or queues when the provider is busy. */
+static int tx_submit(struct tp *tp, struct tp_buf *b, bool faults)
+{
+	struct tp_buf *out[3] = {b};
 	struct tp_peer *p;
-	int n, rc = 0;
+	fi_addr_t addr;
+	int n = 1, rc = 0;
 
 	pthread_mutex_lock(&tp->peer_lock);
 	p = tp_peer_get_locked(tp, b->dst);
-	if (!p) {
+	if (!p || p->held_count >= TP_BACKLOG_MAX) {
 		pthread_mutex_unlock(&tp->peer_lock);
 		tp_tx_free(tp, b);
-		return -ENOENT;
+		if (p)
+			TP_STAT_INC(tp, tx_errors);
+		return p ? -ENOBUFS : -ENOENT;
 	}
-	n = faults_apply(tp, p, b, out);
+	if (faults)
+		n = faults_apply(tp, p, b, out);
+	if (n > 0 && p->held_head) { /* keep order behind earlier queued sends */
+		backlog(p, out, n);
+		n = -1;
+	}
+	addr = p->fi_addr;
 	pthread_mutex_unlock(&tp->peer_lock);
 	if (n < 0) {
 		tp_wake_progress(tp);
 		return 0;
 	}
 	for (int i = 0; i < n; i++) {
-		int r = tx_post(tp, out[i]);
+		int r = tx_post_once(tp, out[i], addr);
+		if (r == -EAGAIN) {
+			pthread_mutex_lock(&tp->peer_lock);
+			p = tp_peer_get_locked(tp, b->dst);
+			if (p)
+				backlog(p, out + i, n - i);
+			pthread_mutex_unlock(&tp->peer_lock);
+			if (!p)
+				for (int j = i; j < n; j++)
+					tp_tx_free(tp, out[j]);
+			tp_wake_progress(tp);
+			return p ? 0 : -ENOENT;
+		}
 		if (r && !rc)
 			rc = r;
 	}
 	return rc;
 }
 
-/* Sends the messages whose fault delay has passed; *next = next release. */
-int tp_faults_flush(struct tp *tp, uint64_t now, uint64_t *next)
+/* Pops the due messages of one peer (peer lock held) into a list. */
+static struct tp_buf *peer_due(struct tp_peer *p, uint64_t now, uint64_t *next)
 {
 	struct tp_buf *due = NULL, **tail = &due;
-	int n = 0;
 
-	pthread_mutex_lock(&tp->peer_lock);
-	for (int i = 0; i < tp->npeers_cap; i++) {
-		struct tp_peer *p = tp->peers[i];
-		if (!p)
-			continue;
-		while (p->held_head && (p->held_head->release_ns <= now || !p->fault.delay_ns)) {
-			struct tp_buf *b = p->held_head;
-			p->held_head = (struct tp_buf *)b->op.next;
-			if (!p->held_head)
-				p->held_tail = NULL;
-			*tail = b;
-			tail = (struct tp_buf **)&b->op.next;
-		}
-		if (p->held_head && p->held_head->release_ns < *next)
-			*next = p->held_head->release_ns;
-		struct tp_buf *r = p->reorder_held;
-		if (r && (r->release_ns <= now || !p->fault.reorder)) {
-			p->reorder_held = NULL;
-			*tail = r;
-			tail = (struct tp_buf **)&r->op.next;
-		} else if (r && r->release_ns < *next) {
-			*next = r->release_ns;
-		}
+	while (p->held_head && (p->held_head->release_ns <= now || !p->fault.delay_ns)) {
+		struct tp_buf *b = p->held_head;
+		p->held_head = (struct tp_buf *)b->op.next;
+		if (!p->held_head)
+			p->held_tail = NULL;
+		p->held_count--;
+		*tail = b;
+		tail = (struct tp_buf **)&b->op.next;
+	}
+	if (p->held_head && p->held_head->release_ns < *next)
+		*next = p->held_head->release_ns;
+	struct tp_buf *r = p->reorder_held;
+	if (r && (r->release_ns <= now || !p->fault.reorder)) {
+		p->reorder_held = NULL;
+		*tail = r;
+		tail = (struct tp_buf **)&r->op.next;
+	} else if (r && r->release_ns < *next) {
+		*next = r->release_ns;
 	}
 	*tail = NULL;
-	pthread_mutex_unlock(&tp->peer_lock);
-	for (struct tp_buf *b = due, *nx; b; b = nx, n++) {
-		nx = (struct tp_buf *)b->op.next;
-		tx_post(tp, b);
+	return due;
+}
+
+/* Puts unsent messages back at the head of the backlog, in order. */
+static void peer_requeue(struct tp *tp, int id, struct tp_buf *list)
+{
+	struct tp_buf *last = list;
+	int n = 1;
+
+	while (last->op.next) {
+		last = (struct tp_buf *)last->op.next;
+		n++;
 	}
-	return n;
+	pthread_mutex_lock(&tp->peer_lock);
+	struct tp_peer *p = tp_peer_get_locked(tp, id);
+	if (p) {
+		last->op.next = &p->held_head->op;
+		if (!p->held_head)
+			p->held_tail = last;
+		p->held_head = list;
+		p->held_count += n;
+	}
+	pthread_mutex_unlock(&tp->peer_lock);
+	if (!p)
+		for (struct tp_buf *b = list, *nx; b; b = nx) {
+			nx = (struct tp_buf *)b->op.next;
+			tp_tx_free(tp, b);
+		}
+}
+
+/* Sends queued messages that are due (fault delay passed, or backlog);
+ * *next = earliest later release.  Returns the number posted. */
+int tp_faults_flush(struct tp *tp, uint64_t now, uint64_t *next)
+{
+	int posted = 0;
+
+	pthread_mutex_lock(&tp->peer_lock);
+	int cap = tp->npeers_cap;
+	pthread_mutex_unlock(&tp->peer_lock);
+	for (int id = 0; id < cap; id++) {
+		struct tp_buf *due;
+		fi_addr_t addr = 0;
+
+		pthread_mutex_lock(&tp->peer_lock);
+		struct tp_peer *p = tp_peer_get_locked(tp, id);
+		due = p ? peer_due(p, now, next) : NULL;
+		if (p)
+			addr = p->fi_addr;
+		pthread_mutex_unlock(&tp->peer_lock);
+		while (due) {
+			struct tp_buf *nx = (struct tp_buf *)due->op.next;
+			if (tx_post_once(tp, due, addr) == -EAGAIN) {
+				peer_requeue(tp, id, due);
+				*next = now; /* retry soon */
+				break;
+			}
+			posted++;
+			due = nx;
+		}
+	}
+	return posted;
 }
 
 int tp_send_raw(struct tp *tp, int dst, const void *frame, size_t len)
@@ -306,7 +371,7 @@ int tp_send_raw(struct tp *tp, int dst, const void *frame, size_t len)
 	memcpy(b->data, frame, len);
 	b->len = len;
 	b->dst = dst;
-	return tx_post(tp, b);
+	return tx_submit(tp, b, false);
 }
 
 int tp_send(struct tp *tp, int dst, uint32_t type, const void *payload, size_t len)
@@ -317,7 +382,7 @@ int tp_send(struct tp *tp, int dst, uint32_t type, const void *payload, size_t l
 	if (!tp)
 		return -EINVAL;
 	rc = tx_build(tp, dst, type, atomic_fetch_add(&tp->next_seq, 1), 0, payload, len, &b);
-	return rc ? rc : tx_submit(tp, b);
+	return rc ? rc : tx_submit(tp, b, true);
 }
 
 int tp_reply(struct tp *tp, const struct tp_msg *req, uint32_t type, const void *payload,
@@ -330,7 +395,7 @@ int tp_reply(struct tp *tp, const struct tp_msg *req, uint32_t type, const void 
 		return -EINVAL;
 	rc = tx_build(tp, req->src, type, atomic_fetch_add(&tp->next_seq, 1), req->seq, payload,
 		      len, &b);
-	return rc ? rc : tx_submit(tp, b);
+	return rc ? rc : tx_submit(tp, b, true);
 }
 
 /* ---- receive ---- */
@@ -544,7 +609,7 @@ int tp_request_ex(struct tp *tp, int dst, uint32_t type, const void *req, size_t
 			TP_STAT_INC(tp, req_retransmits);
 		rc = tx_build(tp, dst, type, pd.seq, 0, req, len, &b);
 		if (!rc)
-			rc = tx_submit(tp, b);
+			rc = tx_submit(tp, b, true);
 		if (rc)
 			break;
 		rc = tp_wait_flag(tp, &pd.done, 1, util_now_ns() + timeout_ns);
