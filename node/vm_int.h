@@ -1,0 +1,109 @@
+/*
+ * The single-node VM behind `spanvm run`: flat guest RAM at 0x80000000,
+ * an ELF loader, HTIF (tohost/fromhost console and exit, as QEMU's spike
+ * machine), the SiFive test finisher at 0x100000 (as QEMU's virt machine),
+ * a CLINT at 0x2000000, and one host thread per hart.
+ *
+ * Threads: the caller of vm_run() (main) waits for the end; one vCPU thread
+ * per hart runs cpu_run(); one timer thread raises MTIP when mtime passes a
+ * hart's mtimecmp.  Device state (CLINT registers, HTIF latch, console
+ * buffer, exit status) is guarded by vm->lock, never held across cpu_run().
+ */
+#ifndef SPANVM_NODE_VM_INT_H
+#define SPANVM_NODE_VM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/cpu.h"
+
+#define VM_RAM_BASE 0x80000000ull
+#define VM_CLINT_BASE 0x2000000ull
+#define VM_CLINT_SIZE 0x10000ull
+#define VM_FINISHER_BASE 0x100000ull
+#define VM_MAX_HARTS 64
+
+/* ---- ELF loader (vm_elf.c) ---- */
+struct elf_info {
+	uint64_t entry;
+	uint64_t tohost, fromhost; /* 0 when the symbol is absent */
+	uint64_t lo, hi;           /* loaded physical range */
+};
+
+/* Validates the ELF image buf[0..len) and copies its PT_LOAD segments into
+ * ram (guest-physical ram_base .. ram_base+ram_size, zero-filled beyond
+ * p_filesz).  On error returns -EINVAL (or -ERANGE for a segment outside
+ * RAM) and writes a message naming the file offset into err. */
+int elf_load(const uint8_t *buf, size_t len, uint8_t *ram, uint64_t ram_base, uint64_t ram_size,
+	     struct elf_info *out, char *err, size_t errlen);
+
+/* ---- the VM (vm_run.c) ---- */
+struct vm_cfg {
+	const char *elf_path;
+	unsigned harts;
+	uint64_t mem_bytes;
+	double timeout_s;          /* 0 = none */
+	bool single_step;          /* one instruction per block (debugging) */
+};
+
+struct vm;
+struct vm_hart;
+
+int vm_create(const struct vm_cfg *cfg, struct vm **out, char *err, size_t errlen);
+/* Runs until the guest exits (HTIF or finisher) or the timeout.  *exit_code
+ * gets the guest's code, or 124 on timeout. */
+int vm_run(struct vm *vm, int *exit_code);
+/* Statistics as one JSON object (malloc'd string). */
+char *vm_stats_json(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* ---- internals shared by vm_*.c ---- */
+struct vm_hart {
+	struct vm *vm;
+	struct cpu *cpu;
+	int id;
+	uint64_t mtimecmp; /* under vm->lock */
+	uint32_t msip;     /* under vm->lock */
+	bool armed;        /* mtimecmp written since reset (QEMU: no MTIP before) */
+};
+
+#include <pthread.h>
+
+struct vm {
+	struct vm_cfg cfg;
+	uint8_t *ram;              /* mmap'd, MAP_NORESERVE */
+	uint64_t ram_size;
+	struct elf_info elf;
+	uint64_t start_ns;         /* mtime 0 */
+	struct vm_hart harts[VM_MAX_HARTS];
+	pthread_t threads[VM_MAX_HARTS];
+
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;  /* signalled by vm_finish */
+	bool done;                 /* under lock */
+	int exit_code;             /* under lock */
+	uint64_t htif_lo;          /* latched low half of a split tohost write */
+	char con_buf[4096];        /* console bytes not yet written; under lock */
+	size_t con_len;
+
+	pthread_t timer_thread;
+	pthread_cond_t timer_cond; /* mtimecmp changed or stopping */
+	bool timer_stop, timer_running;
+	uint64_t run_ns;           /* wall time of vm_run */
+};
+
+extern const struct cpu_mem_ops vm_mem_ops;
+void vm_console_flush(struct vm *vm); /* lock held */
+
+/* CLINT (vm_clint.c) */
+uint64_t vm_mtime(const struct vm *vm);
+int vm_clint_read(struct vm *vm, uint64_t off, unsigned size, uint64_t *val);
+int vm_clint_write(struct vm *vm, uint64_t off, unsigned size, uint64_t val);
+int vm_timer_start(struct vm *vm);
+void vm_timer_stop(struct vm *vm);
+
+/* Ends the VM with a guest exit code (first call wins). */
+void vm_finish(struct vm *vm, int code);
+
+#endif
