@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "proto/control.pb-c.h"
 #include "util/util.h"
@@ -81,6 +82,46 @@ struct node_agent_cfg {
 
 /* 0 after an orderly stop; 1 on failure (message already logged). */
 int node_agent_run(const struct node_agent_cfg *acfg);
+
+/*
+ * Runtime directory of a cluster launched on this host (node_runtime.c):
+ * $SPANVM_RUN_DIR, else $XDG_RUNTIME_DIR/spanvm, else /tmp/spanvm-$UID.
+ * It holds cluster.json {"vm", "coordinator", "secret_file", "config",
+ * "pids": {"coordinator", "nodes": {"ID": pid}}}, coord.addr, the
+ * generated secret and (with --detach) the processes' logs.  Used by the
+ * `spanvm` commands only, one at a time.
+ */
+struct node_runtime {
+	char dir[512];
+	char vm[64];
+	char coord[128];       /* HOST:PORT */
+	char secret_file[512];
+	char config[512];
+	int coord_pid;
+	uint32_t nnodes;
+	uint32_t node_ids[CONFIG_MAX_NODES];
+	int node_pids[CONFIG_MAX_NODES];
+};
+
+int node_runtime_dir(char *buf, size_t n);
+/* Reads dir/cluster.json into rt; -ENOENT if there is none. */
+int node_runtime_load(const char *dir, struct node_runtime *rt, char *err, size_t errlen);
+int node_runtime_save(const struct node_runtime *rt, char *err, size_t errlen);
+/* Removes the files a launch left in rt->dir (not the directory's other files). */
+void node_runtime_clear(const char *dir);
+/* True when pid runs and is a spanvm process (not a zombie, not reused). */
+bool node_pid_alive(int pid);
+
+/*
+ * Connects as a CLIENT.  coord/secret_file override the runtime dir (both
+ * may be NULL: then the runtime dir must hold a cluster).
+ */
+int node_client_open(const char *coord, const char *secret_file, struct node_ctl **out,
+		     struct node_runtime *rt_out, char *err, size_t errlen);
+/* Status request; *reply freed by the caller (ctl_msg__free_unpacked). */
+int node_status_fetch(struct node_ctl *ctl, CtlMsg **reply, char *err, size_t errlen);
+/* Writes the status as JSON (nodes: [{"id", "state", ...}]) or as a table. */
+void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, bool json);
 
 /* Short names for state/phase enums in JSON and progress lines. */
 const char *node_state_name(CtlNodeState s);
