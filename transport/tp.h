@@ -102,6 +102,7 @@ struct tp_stats {
 	uint64_t rx_stale_reply;  /* reply to no pending request (late or duplicate) */
 	uint64_t rx_errors;       /* CQ errors on receives (e.g. truncation) */
 	uint64_t tx_errors;       /* CQ errors on sends */
+	uint64_t tx_backlogged;   /* sends queued because the provider said EAGAIN */
 	uint64_t req_retransmits, req_timeouts;
 	uint64_t rma_reads, rma_writes, rma_errors, rma_timeouts;
 	uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_delayed, fault_cut;

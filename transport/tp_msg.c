@@ -214,8 +214,9 @@ static int faults_apply(struct tp *tp, struct tp_peer *p, struct tp_buf *b, stru
 
 /* Queues bufs behind the peer's backlog (peer lock held); the progress
  * thread posts them in order once the provider takes more. */
-static void backlog(struct tp_peer *p, struct tp_buf **bufs, int n)
+static void backlog(struct tp *tp, struct tp_peer *p, struct tp_buf **bufs, int n)
 {
+	TP_STAT_ADD(tp, tx_backlogged, (uint64_t)n);
 	for (int i = 0; i < n; i++) {
 		bufs[i]->release_ns = 0;
 		held_append(p, bufs[i]);
@@ -242,7 +243,7 @@ static int tx_submit(struct tp *tp, struct tp_buf *b, bool faults)
 	if (faults)
 		n = faults_apply(tp, p, b, out);
 	if (n > 0 && p->held_head) { /* keep order behind earlier queued sends */
-		backlog(p, out, n);
+		backlog(tp, p, out, n);
 		n = -1;
 	}
 	addr = p->fi_addr;
@@ -257,7 +258,7 @@ static int tx_submit(struct tp *tp, struct tp_buf *b, bool faults)
 			pthread_mutex_lock(&tp->peer_lock);
 			p = tp_peer_get_locked(tp, b->dst);
 			if (p)
-				backlog(p, out + i, n - i);
+				backlog(tp, p, out + i, n - i);
 			pthread_mutex_unlock(&tp->peer_lock);
 			if (!p)
 				for (int j = i; j < n; j++)

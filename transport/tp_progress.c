@@ -210,7 +210,10 @@ static void poll_as_caller(struct tp *tp)
 		tp_poll_cq(tp, false);
 		prog_unlock(tp);
 	} else {
-		cpu_relax();
+		/* The holder (usually the progress thread, about to notice
+		 * pollers > 0) may have been preempted on a busy machine: spinning
+		 * on the lock would keep it off the CPU. */
+		sched_yield();
 	}
 }
 

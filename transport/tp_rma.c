@@ -72,9 +72,16 @@ static ssize_t post_rma(struct tp *tp, void *a)
 {
 	struct rma_post *r = a;
 
-	if (r->write)
-		return fi_write(tp->ep, r->buf, r->len, r->desc, r->addr, r->raddr, r->key,
-				&r->op->op.fictx);
+	if (r->write) {
+		/* Delivery complete: when tp_rma_write returns, the bytes are in
+		 * the peer's memory, not merely out of ours. */
+		struct iovec iov = {.iov_base = r->buf, .iov_len = r->len};
+		struct fi_rma_iov rma = {.addr = r->raddr, .len = r->len, .key = r->key};
+		struct fi_msg_rma msg = {.msg_iov = &iov, .desc = &r->desc, .iov_count = 1,
+					 .addr = r->addr, .rma_iov = &rma, .rma_iov_count = 1,
+					 .context = &r->op->op.fictx};
+		return fi_writemsg(tp->ep, &msg, FI_COMPLETION | FI_DELIVERY_COMPLETE);
+	}
 	return fi_read(tp->ep, r->buf, r->len, r->desc, r->addr, r->raddr, r->key, &r->op->op.fictx);
 }
 

@@ -137,6 +137,12 @@ static void rma_read_and_write(void **state)
 	fill(buf, 5000, 77);
 	assert_int_equal(tp_rma_write(P.tp[0], 2, 12345, buf, 5000, 1000000000ull), 0);
 	assert_memory_equal(P.region[1] + 12345, buf, 5000);
+	/* Visible at the target when the call returns, every time. */
+	for (unsigned i = 0; i < 200; i++) {
+		fill(buf, 512, i);
+		assert_int_equal(tp_rma_write(P.tp[0], 2, 4096 + i * 8, buf, 512, 1000000000ull), 0);
+		assert_memory_equal(P.region[1] + 4096 + i * 8, buf, 512);
+	}
 	/* And the other direction. */
 	fill(P.region[0] + 100, 64, 3);
 	assert_int_equal(tp_rma_read(P.tp[1], 1, 100, buf, 64, 1000000000ull), 0);
