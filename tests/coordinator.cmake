@@ -12,3 +12,12 @@ if(TARGET spanvm_coord AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord.c)
   add_test(NAME unit.coord COMMAND test_coord)
   set_tests_properties(unit.coord PROPERTIES LABELS "unit;sanitize")
 endif()
+
+# The TCP server on a thread against raw sockets (bad frames, wrong secret,
+# status, stop).  Uses 127.0.0.1 with an ephemeral port.
+if(TARGET spanvm_coord AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord_server.c)
+  add_executable(test_coord_server ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord_server.c)
+  target_link_libraries(test_coord_server spanvm_coord PkgConfig::CMOCKA Threads::Threads)
+  add_test(NAME unit.coord_server COMMAND test_coord_server)
+  set_tests_properties(unit.coord_server PROPERTIES LABELS "unit;sanitize" TIMEOUT 60)
+endif()
