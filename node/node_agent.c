@@ -270,6 +270,29 @@ static int control_loop(struct agent *a)
 	}
 }
 
+/*
+ * On real hosts nodes may start before the coordinator: an unreachable
+ * coordinator is retried for the join timeout; a refusal is final.
+ */
+static int join_with_retry(struct agent *a, const struct node_ctl_cfg *ccfg, char *err,
+			   size_t errlen)
+{
+	uint64_t deadline = util_now_ns() + a->cfg->join_timeout_ms * MS;
+	bool warned = false;
+	int rc;
+
+	for (;;) {
+		rc = node_ctl_connect(ccfg, &a->ctl, err, errlen);
+		if ((rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH) ||
+		    util_now_ns() > deadline || (a->acfg->stop_flag && *a->acfg->stop_flag))
+			return rc;
+		if (!warned)
+			LOG_WARN("node", "%s; retrying for up to %u ms", err, a->cfg->join_timeout_ms);
+		warned = true;
+		usleep(200000);
+	}
+}
+
 static int setup(struct agent *a, char *err, size_t errlen)
 {
 	struct tp_cfg tcfg = {0};
@@ -291,12 +314,13 @@ static int setup(struct agent *a, char *err, size_t errlen)
 	node_check_page_fill(a->ram + a->ram_len - NODE_CHECK_PAGE, a->me->id);
 	snprintf(port, sizeof(port), "%u", a->me->bind_port);
 	tcfg.node_id = (int)a->me->id;
-	tcfg.provider = a->cfg->provider;
+	tcfg.provider = a->cfg->provider[0] ? a->cfg->provider : NULL; /* NULL: env/default */
 	tcfg.bind_addr = a->me->bind_addr;
 	tcfg.bind_port = port;
 	if ((rc = tp_create(&tcfg, &a->tp))) {
 		snprintf(err, errlen, "cannot open the fabric endpoint (provider %s, bind %s): %s",
-			 a->cfg->provider, a->me->bind_addr, strerror(-rc));
+			 a->cfg->provider[0] ? a->cfg->provider : "default", a->me->bind_addr,
+			 strerror(-rc));
 		return rc;
 	}
 	if ((rc = tp_mr_register(a->tp, a->ram, a->ram_len, &key, &base)) ||
@@ -310,7 +334,7 @@ static int setup(struct agent *a, char *err, size_t errlen)
 		.secret = a->acfg->secret, .secret_len = a->acfg->secret_len, .timeout_ms = 5000,
 		.fabric_addr = addr, .fabric_addrlen = addrlen, .mr_key = key, .mr_base = base,
 		.mem_bytes = a->ram_len};
-	return node_ctl_connect(&ccfg, &a->ctl, err, errlen);
+	return join_with_retry(a, &ccfg, err, errlen);
 }
 
 int node_agent_run(const struct node_agent_cfg *acfg)

@@ -201,7 +201,8 @@ static void print_json(FILE *out, const CtlStatusReply *st, const char *coord)
 	root = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:I, s:i, s:o}", "vm", st->vm_name,
 			 "coordinator", coord, "phase", node_phase_name(st->phase), "epoch",
 			 (json_int_t)st->epoch, "memory_mib", (json_int_t)(st->mem_bytes >> 20),
-			 "vcpus", (int)st->vcpus, "provider", st->provider, "uptime_ms",
+			 "vcpus", (int)st->vcpus, "provider",
+			 st->provider[0] ? st->provider : "default", "uptime_ms",
 			 (json_int_t)st->uptime_ms, "lease_ms", (int)st->lease_ms, "nodes", nodes);
 	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
@@ -214,7 +215,8 @@ void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, b
 		return print_json(out, st, coord);
 	fprintf(out, "VM %s: phase %s, epoch %llu, %llu MiB, %u vCPUs, provider %s, coordinator %s\n",
 		st->vm_name, node_phase_name(st->phase), (unsigned long long)st->epoch,
-		(unsigned long long)(st->mem_bytes >> 20), st->vcpus, st->provider, coord);
+		(unsigned long long)(st->mem_bytes >> 20), st->vcpus,
+		st->provider[0] ? st->provider : "default", coord);
 	fprintf(out, "%-5s %-8s %-8s %-16s %-12s %-10s %s\n", "NODE", "STATE", "PID", "HOST",
 		"VCPUS", "HEARTBEAT", "NOTE");
 	for (size_t i = 0; i < st->n_nodes; i++) {

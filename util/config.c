@@ -195,7 +195,7 @@ static int parse_cluster(struct cctx *c, json_t *cl, struct config *cfg)
 	else
 		json_incref(cl);
 	if ((rc = check_keys(c, "cluster", cl, keys)) ||
-	    (rc = get_str(c, cl, "cluster", "provider", false, "tcp;ofi_rxm", cfg->provider,
+	    (rc = get_str(c, cl, "cluster", "provider", false, "", cfg->provider,
 			  sizeof(cfg->provider))) ||
 	    (rc = parse_coord(c, json_object_get(cl, "coordinator"), cfg)) ||
 	    (rc = get_opt_dup(c, cl, "cluster", "secret_file", &cfg->secret_file)))
@@ -369,6 +369,21 @@ int config_load_string(const char *json, const char *origin, struct config **out
 	return finish(&c, json_loads(json, JSON_REJECT_DUPLICATES, &jerr), &jerr, out);
 }
 
+/* Relative paths in a config file are relative to the file's directory. */
+static int rebase(char **field, const char *cfg_path)
+{
+	const char *slash = strrchr(cfg_path, '/');
+	char *p;
+
+	if (!*field || (*field)[0] == '/' || !slash)
+		return 0;
+	if (asprintf(&p, "%.*s/%s", (int)(slash - cfg_path), cfg_path, *field) < 0)
+		return -ENOMEM;
+	free(*field);
+	*field = p;
+	return 0;
+}
+
 int config_load_file(const char *path, struct config **out, char *err, size_t errlen)
 {
 	struct cctx c = {path, err, errlen};
@@ -383,7 +398,14 @@ int config_load_file(const char *path, struct config **out, char *err, size_t er
 	}
 	json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
 	fclose(f);
-	return finish(&c, root, &jerr, out);
+	int rc = finish(&c, root, &jerr, out);
+	if (rc == 0 && (rebase(&(*out)->image, path) || rebase(&(*out)->kernel, path) ||
+			rebase(&(*out)->initrd, path) || rebase(&(*out)->secret_file, path))) {
+		config_free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return rc;
 }
 
 void config_free(struct config *cfg)

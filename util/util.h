@@ -86,9 +86,10 @@ struct config {
 	char name[64];
 	uint64_t mem_bytes;
 	uint32_t nvcpus;
-	char *image, *kernel, *initrd, *cmdline; /* NULL when absent */
+	char *image, *kernel, *initrd, *cmdline; /* NULL when absent; config_load_file makes
+						  * relative paths relative to the file's dir */
 	/* cluster */
-	char provider[64];
+	char provider[64];            /* "" = absent: $SPANVM_PROVIDER, $FI_PROVIDER or tcp;ofi_rxm */
 	char coord_host[64];
 	uint16_t coord_port;          /* 0 = ephemeral (the launcher discovers it) */
 	char *secret_file;            /* NULL: the launcher generates one */

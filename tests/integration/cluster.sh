@@ -10,7 +10,7 @@ set -u
 B="$1"
 T=$(mktemp -d /tmp/spanvm-cluster-XXXXXX)
 export SPANVM_RUN_DIR="$T/run"
-LEASE=1000
+LEASE=2000
 ALL_PIDS=""
 
 alive() { # pid -> 0 if it runs (zombies count as gone: our init may not reap)

@@ -31,7 +31,7 @@ static void good_config_loads_with_defaults(void **state)
 	assert_string_equal(cfg->name, "t");
 	assert_int_equal(cfg->mem_bytes, 64ull << 20);
 	assert_int_equal(cfg->nvcpus, 3);
-	assert_string_equal(cfg->provider, "tcp;ofi_rxm");
+	assert_string_equal(cfg->provider, ""); /* transport picks: env, then tcp;ofi_rxm */
 	assert_string_equal(cfg->coord_host, "127.0.0.1");
 	assert_int_equal(cfg->coord_port, 7411);
 	assert_int_equal(cfg->lease_ms, 1200);
@@ -129,7 +129,8 @@ static void missing_file_is_named(void **state)
 
 static void example_configs_load(void **state)
 {
-	static const char *const files[] = {"deploy/examples/3node.json"};
+	static const char *const files[] = {"deploy/examples/3node.json",
+					    "deploy/examples/multihost.json"};
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(files); i++) {
 		char path[512], err[CONFIG_ERR_LEN] = "";
 		struct config *cfg;
@@ -138,9 +139,36 @@ static void example_configs_load(void **state)
 			print_error("%s\n", err);
 			fail();
 		}
-		assert_int_equal(cfg->nnodes, 3);
+		assert_true(cfg->nnodes >= 2);
 		config_free(cfg);
 	}
+}
+
+static void relative_paths_follow_the_config_file(void **state)
+{
+	char dir[] = "/tmp/spanvm-test-cfg-XXXXXX", path[64], err[CONFIG_ERR_LEN];
+	struct config *cfg;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"version\": 1, \"vm\": {\"name\": \"t\", \"memory_mib\": 1, \"vcpus\": 1,"
+	      " \"image\": \"g.elf\", \"initrd\": \"/abs/i\"}, \"cluster\": {\"secret_file\": \"s\"},"
+	      " \"nodes\": [{\"id\": 0, \"vcpus\": [0]}]}", f);
+	fclose(f);
+	assert_int_equal(config_load_file(path, &cfg, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/g.elf", dir);
+	assert_string_equal(cfg->image, path);
+	assert_string_equal(cfg->initrd, "/abs/i");
+	snprintf(path, sizeof(path), "%s/s", dir);
+	assert_string_equal(cfg->secret_file, path);
+	assert_null(cfg->kernel);
+	config_free(cfg);
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	unlink(path);
+	rmdir(dir);
 }
 
 static void secret_generate_load_and_proofs(void **state)
@@ -185,6 +213,7 @@ int main(void)
 		cmocka_unit_test(bad_configs_name_the_key),
 		cmocka_unit_test(missing_file_is_named),
 		cmocka_unit_test(example_configs_load),
+		cmocka_unit_test(relative_paths_follow_the_config_file),
 		cmocka_unit_test(secret_generate_load_and_proofs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
