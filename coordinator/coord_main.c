@@ -52,30 +52,30 @@ static int parse_hostport(const char *s, char *host, size_t hlen, uint16_t *port
 	return 0;
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *config_path, *secret_path, *listen, *addr_file;
+	int level;
+};
+
+/* -1 = go on; otherwise the exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"secret-file", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'}, {"addr-file", required_argument, NULL, 'a'},
 		{"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	const char *config_path = NULL, *secret_path = NULL, *listen_arg = NULL, *addr_file = NULL;
-	char err[CONFIG_ERR_LEN], host[64];
-	uint8_t secret[CONFIG_SECRET_MAX + 1];
-	size_t secret_len;
-	struct config *cfg;
-	uint16_t port;
-	int opt, level = LOG_LEVEL_INFO, rc;
+	int opt;
 
-	util_log_set_thread("coord");
+	a->level = LOG_LEVEL_INFO;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 's': secret_path = optarg; break;
-		case 'l': listen_arg = optarg; break;
-		case 'a': addr_file = optarg; break;
+		case 'c': a->config_path = optarg; break;
+		case 's': a->secret_path = optarg; break;
+		case 'l': a->listen = optarg; break;
+		case 'a': a->addr_file = optarg; break;
 		case 'L':
-			if (util_log_parse_level(optarg, &level)) {
+			if (util_log_parse_level(optarg, &a->level)) {
 				fprintf(stderr, "spanvm-coord: --log-level '%s' is not err|warn|info|debug\n",
 					optarg);
 				return 2;
@@ -85,47 +85,68 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!config_path || optind != argc) {
-		fprintf(stderr, "spanvm-coord: %s\n", config_path ? "unexpected argument" : "--config is required");
+	if (!a->config_path || optind != argc) {
+		fprintf(stderr, "spanvm-coord: %s\n",
+			a->config_path ? "unexpected argument" : "--config is required");
 		usage(stderr);
 		return 2;
 	}
-	util_log_set_level(level);
-	if (config_load_file(config_path, &cfg, err, sizeof(err))) {
-		fprintf(stderr, "spanvm-coord: %s\n", err);
-		return 1;
-	}
+	return -1;
+}
+
+static int serve(const struct args *a, const struct config *cfg)
+{
+	const char *secret_path = a->secret_path ? a->secret_path : cfg->secret_file;
+	uint8_t secret[CONFIG_SECRET_MAX + 1];
+	char err[CONFIG_ERR_LEN], host[64];
+	size_t secret_len;
+	uint16_t port = cfg->coord_port;
+	int rc;
+
 	snprintf(host, sizeof(host), "%s", cfg->coord_host);
-	port = cfg->coord_port;
-	if (listen_arg && parse_hostport(listen_arg, host, sizeof(host), &port)) {
-		fprintf(stderr, "spanvm-coord: --listen '%s' is not HOST:PORT\n", listen_arg);
-		config_free(cfg);
+	if (a->listen && parse_hostport(a->listen, host, sizeof(host), &port)) {
+		fprintf(stderr, "spanvm-coord: --listen '%s' is not HOST:PORT\n", a->listen);
 		return 2;
 	}
-	if (!secret_path)
-		secret_path = cfg->secret_file;
 	if (!secret_path) {
 		fprintf(stderr, "spanvm-coord: no cluster secret: give --secret-file or set "
-				"cluster.secret_file in %s\n", config_path);
-		config_free(cfg);
+				"cluster.secret_file in %s\n", a->config_path);
 		return 1;
 	}
 	if (config_secret_load(secret_path, secret, &secret_len, err, sizeof(err))) {
 		fprintf(stderr, "spanvm-coord: %s\n", err);
-		config_free(cfg);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-
-	struct coord_server_cfg scfg = {cfg, secret, secret_len, host, port, addr_file, &stop_flag};
+	struct coord_server_cfg scfg = {cfg, secret, secret_len, host, port, a->addr_file,
+					&stop_flag};
 	rc = coord_server_run(&scfg, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "spanvm-coord: %s\n", err);
 		rc = 1;
 	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	char err[CONFIG_ERR_LEN];
+	struct args a = {0};
+	struct config *cfg;
+	int rc;
+
+	util_log_set_thread("coord");
+	if ((rc = parse_args(argc, argv, &a)) >= 0)
+		return rc;
+	util_log_set_level(a.level);
+	if (config_load_file(a.config_path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "spanvm-coord: %s\n", err);
+		return 1;
+	}
+	rc = serve(&a, cfg);
 	config_free(cfg);
 	return rc;
 }

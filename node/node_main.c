@@ -40,38 +40,39 @@ static int parse_id(const char *s, uint32_t *out)
 	return 0;
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *config_path, *coord, *secret_path;
+	uint32_t id;
+	bool have_id;
+	int level;
+};
+
+/* -1 = go on; otherwise the exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"node-id", required_argument, NULL, 'n'},
 		{"coord", required_argument, NULL, 'C'}, {"secret-file", required_argument, NULL, 's'},
 		{"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
-	const char *config_path = NULL, *coord = NULL, *secret_path = NULL;
-	uint8_t secret[CONFIG_SECRET_MAX + 1];
-	char err[CONFIG_ERR_LEN], host[64];
-	struct config *cfg = NULL;
-	uint32_t id = 0;
-	bool have_id = false;
-	uint16_t port;
-	size_t secret_len;
-	int opt, level = LOG_LEVEL_INFO, rc = 1;
+	int opt;
 
+	a->level = LOG_LEVEL_INFO;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'C': coord = optarg; break;
-		case 's': secret_path = optarg; break;
+		case 'c': a->config_path = optarg; break;
+		case 'C': a->coord = optarg; break;
+		case 's': a->secret_path = optarg; break;
 		case 'n':
-			if (parse_id(optarg, &id)) {
+			if (parse_id(optarg, &a->id)) {
 				fprintf(stderr, "spanvm-node: --node-id '%s' is not a number in 0..%d\n",
 					optarg, CONFIG_MAX_NODES - 1);
 				return 2;
 			}
-			have_id = true;
+			a->have_id = true;
 			break;
 		case 'L':
-			if (util_log_parse_level(optarg, &level)) {
+			if (util_log_parse_level(optarg, &a->level)) {
 				fprintf(stderr, "spanvm-node: --log-level '%s' is not err|warn|info|debug\n",
 					optarg);
 				return 2;
@@ -81,55 +82,79 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!config_path || !have_id || optind != argc) {
+	if (!a->config_path || !a->have_id || optind != argc) {
 		fprintf(stderr, "spanvm-node: %s\n",
-			optind != argc ? "unexpected argument"
-				       : !config_path ? "--config is required" : "--node-id is required");
+			optind != argc	   ? "unexpected argument"
+			: !a->config_path ? "--config is required"
+					   : "--node-id is required");
 		usage(stderr);
 		return 2;
 	}
-	util_log_set_level(level);
-	util_log_set_node((int)id);
-	if (config_load_file(config_path, &cfg, err, sizeof(err))) {
+	return -1;
+}
+
+/* Everything the node needs besides the config: coordinator and secret. */
+static int resolve(const struct args *a, const struct config *cfg, char *host, size_t hlen,
+		   uint16_t *port, uint8_t *secret, size_t *secret_len)
+{
+	const char *secret_path = a->secret_path ? a->secret_path : cfg->secret_file;
+	char err[CONFIG_ERR_LEN];
+
+	if (!config_node_find(cfg, a->id)) {
+		fprintf(stderr, "spanvm-node: node id %u is not listed in %s (nodes[].id)\n", a->id,
+			a->config_path);
+		return 1;
+	}
+	snprintf(host, hlen, "%s", cfg->coord_host);
+	*port = cfg->coord_port;
+	if (a->coord && node_parse_hostport(a->coord, host, hlen, port)) {
+		fprintf(stderr, "spanvm-node: --coord '%s' is not HOST:PORT\n", a->coord);
+		return 2;
+	}
+	if (!*port) {
+		fprintf(stderr, "spanvm-node: %s: cluster.coordinator.port is 0 (chosen at launch); "
+				"give --coord HOST:PORT\n", a->config_path);
+		return 1;
+	}
+	if (!secret_path) {
+		fprintf(stderr, "spanvm-node: no cluster secret: give --secret-file or set "
+				"cluster.secret_file in %s\n", a->config_path);
+		return 1;
+	}
+	if (config_secret_load(secret_path, secret, secret_len, err, sizeof(err))) {
 		fprintf(stderr, "spanvm-node: %s\n", err);
 		return 1;
 	}
-	if (!config_node_find(cfg, id)) {
-		fprintf(stderr, "spanvm-node: node id %u is not listed in %s (nodes[].id)\n", id,
-			config_path);
-		goto out;
-	}
-	snprintf(host, sizeof(host), "%s", cfg->coord_host);
-	port = cfg->coord_port;
-	if (coord && node_parse_hostport(coord, host, sizeof(host), &port)) {
-		fprintf(stderr, "spanvm-node: --coord '%s' is not HOST:PORT\n", coord);
-		rc = 2;
-		goto out;
-	}
-	if (!port) {
-		fprintf(stderr, "spanvm-node: %s: cluster.coordinator.port is 0 (chosen at launch); "
-				"give --coord HOST:PORT\n", config_path);
-		goto out;
-	}
-	if (!secret_path)
-		secret_path = cfg->secret_file;
-	if (!secret_path) {
-		fprintf(stderr, "spanvm-node: no cluster secret: give --secret-file or set "
-				"cluster.secret_file in %s\n", config_path);
-		goto out;
-	}
-	if (config_secret_load(secret_path, secret, &secret_len, err, sizeof(err))) {
-		fprintf(stderr, "spanvm-node: %s\n", err);
-		goto out;
-	}
-	signal(SIGPIPE, SIG_IGN);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	return 0;
+}
 
-	struct node_agent_cfg acfg = {cfg, id, host, port, secret, secret_len, &stop_flag};
-	rc = node_agent_run(&acfg);
-out:
+int main(int argc, char **argv)
+{
+	uint8_t secret[CONFIG_SECRET_MAX + 1];
+	char err[CONFIG_ERR_LEN], host[64];
+	struct args a = {0};
+	struct config *cfg;
+	size_t secret_len;
+	uint16_t port;
+	int rc;
+
+	if ((rc = parse_args(argc, argv, &a)) >= 0)
+		return rc;
+	util_log_set_level(a.level);
+	util_log_set_node((int)a.id);
+	if (config_load_file(a.config_path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "spanvm-node: %s\n", err);
+		return 1;
+	}
+	rc = resolve(&a, cfg, host, sizeof(host), &port, secret, &secret_len);
+	if (rc == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		struct sigaction sa = {.sa_handler = on_signal};
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		struct node_agent_cfg acfg = {cfg, a.id, host, port, secret, secret_len, &stop_flag};
+		rc = node_agent_run(&acfg);
+	}
 	config_free(cfg);
 	return rc;
 }
