@@ -143,6 +143,34 @@ for p in $ALL_PIDS; do alive "$p" && fail "process $p still running after stop";
 "$B/spanvm" status >/dev/null 2>"$T/err"; [ $? -eq 1 ] || fail "status without a cluster should exit 1"
 expect_in "$T/err" "no cluster launched" "status without a cluster"
 
+# --- a secret file others can read is refused before anything starts
+printf '0123456789abcdef0123\n' >"$T/open.secret"; chmod 644 "$T/open.secret"
+sed 's|"heartbeat_ms"|"secret_file": "open.secret", "heartbeat_ms"|' "$T/vm.json" >"$T/open.json"
+"$B/spanvm" launch "$T/open.json" --detach >/dev/null 2>"$T/err"
+[ $? -eq 1 ] || fail "launch with a world-readable secret should exit 1"
+expect_in "$T/err" "chmod 600" "world-readable secret"
+no_test_processes || fail "processes left after a refused secret"
+
+# --- a frozen coordinator: every node leaves after the lease
+"$B/spanvm" launch "$T/vm.json" --detach >/dev/null 2>"$T/err" || { cat "$T/err" >&2; fail "relaunch"; }
+CPID=$(sed -n 's/.*"coordinator": \([0-9][0-9]*\).*/\1/p' "$RUN/cluster.json")
+NPIDS=$(sed -n 's/^ *"[0-9][0-9]*": \([0-9][0-9]*\).*/\1/p' "$RUN/cluster.json")
+ALL_PIDS="$CPID $NPIDS"
+kill -STOP "$CPID"
+t0=$(ms)
+for p in $NPIDS; do
+	while alive "$p"; do
+		[ $(($(ms) - t0)) -gt $((LEASE + 3000)) ] && fail "node $p outlived a silent coordinator"
+		sleep 0.05
+	done
+done
+el=$(($(ms) - t0))
+echo "nodes left a frozen coordinator after ${el} ms (lease ${LEASE} ms)"
+[ "$el" -ge $((LEASE / 2)) ] || fail "nodes left before the lease ran out"
+expect_in "$RUN/node1.log" "coordinator silent for" "node reason for leaving"
+kill -9 "$CPID"; kill -CONT "$CPID" 2>/dev/null
+"$B/spanvm" stop >/dev/null 2>&1 && fail "stop of a dead cluster should fail"
+
 # --- foreground launch, Ctrl-C (SIGINT) is an orderly stop
 "$B/spanvm" launch "$T/vm.json" >"$T/fg.out" 2>"$T/fg.err" &
 LPID=$!
