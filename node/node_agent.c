@@ -43,13 +43,18 @@ struct agent {
 	pthread_t thr;
 	bool thr_running;
 	int pipe[2];
-	volatile int abort_checks;
+	int abort_checks; /* main -> check thread; __atomic accesses */
 	uint32_t npeers;
 	struct peer_info peers[CONFIG_MAX_NODES];
 	uint32_t checked;
 	bool check_ok;
 	char check_msg[256];
 };
+
+static bool aborted(struct agent *a)
+{
+	return __atomic_load_n(&a->abort_checks, __ATOMIC_RELAXED);
+}
 
 static int check_one(struct agent *a, uint32_t peer, uint8_t *buf, uint8_t *want)
 {
@@ -59,7 +64,7 @@ static int check_one(struct agent *a, uint32_t peer, uint8_t *buf, uint8_t *want
 	/* The peer may not know us yet (its table can arrive a little later). */
 	do {
 		rc = tp_ping(a->tp, (int)peer, 300 * MS, &rtt);
-	} while (rc == -ETIMEDOUT && !a->abort_checks && util_now_ns() < deadline);
+	} while (rc == -ETIMEDOUT && !aborted(a) && util_now_ns() < deadline);
 	if (rc) {
 		snprintf(a->check_msg, sizeof(a->check_msg), "message round trip to node %u: %s",
 			 peer, strerror(-rc));
@@ -97,13 +102,13 @@ static void *check_thread(void *arg)
 	a->check_ok = buf && want;
 	if (!a->check_ok)
 		snprintf(a->check_msg, sizeof(a->check_msg), "out of memory");
-	for (uint32_t i = 0; a->check_ok && i < a->npeers && !a->abort_checks; i++) {
+	for (uint32_t i = 0; a->check_ok && i < a->npeers && !aborted(a); i++) {
 		if (check_one(a, a->peers[i].id, buf, want))
 			a->check_ok = false;
 		else
 			a->checked++;
 	}
-	if (a->abort_checks && a->check_ok) {
+	if (aborted(a) && a->check_ok) {
 		a->check_ok = false;
 		snprintf(a->check_msg, sizeof(a->check_msg), "checks aborted");
 	}
@@ -367,7 +372,7 @@ int node_agent_run(const struct node_agent_cfg *acfg)
 	rc = control_loop(a);
 out:
 	if (a->thr_running) {
-		a->abort_checks = 1;
+		__atomic_store_n(&a->abort_checks, 1, __ATOMIC_RELAXED);
 		pthread_join(a->thr, NULL);
 	}
 	node_ctl_close(a->ctl);
