@@ -145,6 +145,7 @@ struct tp {
 	int evfd;                 /* wakes the progress thread */
 	int epfd;
 	_Atomic int pollers;      /* callers polling the CQ while they wait */
+	uint64_t dispatched;      /* handlers run; written by the dispatching thread only */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cv;   /* sleeping waiters; broadcast on completion */
 	_Atomic int sleepers;

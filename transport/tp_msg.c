@@ -550,6 +550,7 @@ void tp_rx_dispatch(struct tp *tp, struct tp_buf *b)
 		};
 		tp_run_handler(tp, fn, arg, &m);
 	}
+	tp->dispatched++;
 	rx_recycle(tp, b);
 }
 

@@ -290,6 +290,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 			continue;
 		}
 		if (polling) {
+			/* Going to sleep: the progress thread must watch the CQ. */
 			polling = false;
 			if (atomic_fetch_sub(&tp->pollers, 1) == 1)
 				tp_wake_progress(tp);
@@ -297,7 +298,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 		sleep_until(tp, flag, want, deadline);
 	}
 	if (polling && atomic_fetch_sub(&tp->pollers, 1) == 1)
-		tp_wake_progress(tp);
+		tp_wake_progress(tp); /* it watches the CQ again from now on */
 	return rc;
 }
 
@@ -308,25 +309,44 @@ static void drain_eventfd(struct tp *tp)
 		;
 }
 
-/* Blocks until the CQ or the eventfd has something, or timeout_ms passes. */
-static void idle_wait(struct tp *tp, int timeout_ms)
+/*
+ * Blocks until the CQ or the eventfd has something, or timeout_ms passes.
+ * Returns true when the CQ's fd fired (traffic: worth spinning after).
+ */
+static bool idle_wait(struct tp *tp, int timeout_ms)
 {
 	struct epoll_event ev[2];
+	bool cq = false;
 
 	if (atomic_load(&tp->pollers) > 0) {
+		/* A caller polls the CQ; it writes the eventfd when it stops. */
 		struct pollfd p = {.fd = tp->evfd, .events = POLLIN};
-		poll(&p, 1, UTIL_MIN(timeout_ms, 1));
+		poll(&p, 1, UTIL_MIN(timeout_ms, 10));
 	} else if (tp->cq_fd >= 0) {
 		struct fid *f = &tp->cq->fid;
-		if (fi_trywait(tp->fabric, &f, 1) == FI_SUCCESS)
-			epoll_wait(tp->epfd, ev, 2, timeout_ms);
+		if (fi_trywait(tp->fabric, &f, 1) == FI_SUCCESS) {
+			int n = epoll_wait(tp->epfd, ev, 2, timeout_ms);
+			for (int i = 0; i < n; i++)
+				cq |= ev[i].data.u32 == 1;
+		} else {
+			cq = true; /* something is pending already */
+		}
 	} else {
 		struct timespec ts = {0, 50000};
 		nanosleep(&ts, NULL);
+		cq = true;
 	}
 	drain_eventfd(tp);
+	return cq;
 }
 
+/*
+ * Spinning after activity keeps a node that serves requests or RMA hot.
+ * "Activity" is a handler run, a fault-queue send or the CQ fd firing
+ * (RMA served for a peer leaves no completion here, but wakes the fd);
+ * reaping our own send completions is not, so a node whose callers just
+ * finished waiting does not spin against them for the two cores.
+ */
 static void *progress_main(void *arg)
 {
 	struct tp *tp = arg;
@@ -334,16 +354,16 @@ static void *progress_main(void *arg)
 
 	util_log_set_thread("tp-progress");
 	while (!atomic_load(&tp->stopping)) {
-		uint64_t next = UINT64_MAX, now;
+		uint64_t next = UINT64_MAX, now, before = tp->dispatched;
 		int n = 0;
 
 		if (atomic_load(&tp->pollers) == 0 || defer_pending(tp)) {
 			prog_lock(tp);
-			n = tp_poll_cq(tp, true);
+			tp_poll_cq(tp, true);
 			prog_unlock(tp);
 		}
 		now = util_now_ns();
-		n += tp_faults_flush(tp, now, &next);
+		n = tp_faults_flush(tp, now, &next) + (int)(tp->dispatched - before);
 		if (n > 0) {
 			last_active = now;
 			continue;
@@ -355,7 +375,8 @@ static void *progress_main(void *arg)
 		uint64_t to_ms = 100;
 		if (next != UINT64_MAX)
 			to_ms = next > now ? UTIL_MIN((next - now + 999999) / 1000000, 100) : 0;
-		idle_wait(tp, (int)to_ms);
+		if (idle_wait(tp, (int)to_ms))
+			last_active = util_now_ns();
 	}
 	return NULL;
 }
