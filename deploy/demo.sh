@@ -13,7 +13,9 @@ if [ "${2:-}" = "--foreground" ]; then
 fi
 SPANVM_RUN_DIR=$(mktemp -d /tmp/spanvm-demo-XXXXXX)
 export SPANVM_RUN_DIR
-trap '"$bin/spanvm" stop >/dev/null 2>&1 || true; rm -rf "$SPANVM_RUN_DIR"' EXIT INT TERM
+cleanup() { "$bin/spanvm" stop >/dev/null 2>&1 || true; rm -rf "$SPANVM_RUN_DIR"; }
+trap cleanup EXIT
+trap 'exit 130' HUP INT PIPE TERM
 
 echo "== spanvm launch $cfg --detach"
 "$bin/spanvm" launch "$cfg" --detach --log-level info
@@ -26,4 +28,3 @@ echo "== spanvm status --json"
 echo
 echo "== spanvm stop"
 "$bin/spanvm" stop
-trap 'rm -rf "$SPANVM_RUN_DIR"' EXIT
