@@ -313,7 +313,7 @@ static void peer_requeue(struct tp *tp, int id, struct tp_buf *list)
 	pthread_mutex_lock(&tp->peer_lock);
 	struct tp_peer *p = tp_peer_get_locked(tp, id);
 	if (p) {
-		last->op.next = &p->held_head->op;
+		last->op.next = (struct tp_op *)p->held_head; /* op is the first member */
 		if (!p->held_head)
 			p->held_tail = last;
 		p->held_head = list;
