@@ -1,0 +1,246 @@
+#!/bin/sh
+# A spanvm cluster of N hosts on one machine, one network namespace per host.
+#
+#   cluster.sh [-t TAG] up N [--net-only]   build it (and start coordinator + nodes)
+#   cluster.sh [-t TAG] down                 remove everything (idempotent)
+#   cluster.sh [-t TAG] exec H CMD [ARG...]  run CMD in host H's namespace
+#   cluster.sh [-t TAG] status [--json]      spanvm status of the cluster
+#   cluster.sh [-t TAG] info                 state dir, hosts, addresses, pids
+#   cluster.sh gc                            remove clusters whose owner process is gone
+#
+# Hosts: h0 runs the coordinator (198.18.0.1, port 7400); hI (I = 1..N) runs
+# spanvm-node I (198.18.0.(I+1)).  Each host namespace has one veth ("eth0")
+# into a switch namespace holding the bridge, so nothing is added to the
+# root namespace and deleting the switch namespace removes every link.
+# Traffic between namespaces is real TCP (libfabric tcp;ofi_rxm for the
+# data plane), the same binaries a real deployment runs.
+#
+# TAG (default: $SPANVM_NETNS_TAG, else "0") keeps parallel clusters apart:
+# namespaces are spanvm-TAG-h0.., state lives in /run/spanvm-netns/TAG
+# (vm.json, secret, logs, pids, owner).  Tests use their PID as TAG.
+#
+# Environment: SPANVM_BIN (binary dir; default ../../build/bin from here),
+# SPANVM_NETNS_HEARTBEAT_MS (200), SPANVM_NETNS_LEASE_MS (2000),
+# SPANVM_NETNS_POLICY (stop|continue, default stop), SPANVM_NETNS_OWNER
+# (pid whose death makes the cluster garbage for `gc`; default: the caller).
+# Needs root.  Exit: 0 ok, 1 failure, 2 usage.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+TAG=${SPANVM_NETNS_TAG:-0}
+BIN=${SPANVM_BIN:-$HERE/../../build/bin}
+HB=${SPANVM_NETNS_HEARTBEAT_MS:-200}
+LEASE=${SPANVM_NETNS_LEASE_MS:-2000}
+POLICY=${SPANVM_NETNS_POLICY:-stop}
+STATE_ROOT=/run/spanvm-netns
+COORD_PORT=7400
+
+usage() {
+	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+log() { echo "cluster.sh[$TAG]: $*" >&2; }
+
+ns() { echo "spanvm-$TAG-h$1"; }
+sw() { echo "spanvm-$TAG-sw"; }
+addr() { echo "198.18.0.$(($1 + 1))"; }
+state() { echo "$STATE_ROOT/$TAG"; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+
+need_root() {
+	[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, veth, bridge); run as root"
+	command -v ip >/dev/null || die "the 'ip' command (iproute2) is missing"
+}
+
+# Our namespaces, whether or not the state dir survived.
+our_namespaces() {
+	ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^spanvm-$TAG-(h[0-9]+|sw)\$"
+}
+
+build_net() { # N
+	S=$(sw)
+	ip netns add "$S" || return 1
+	ip -n "$S" link set lo up
+	ip -n "$S" link add br0 type bridge || return 1
+	ip -n "$S" link set br0 up
+	i=0
+	while [ "$i" -le "$1" ]; do
+		H=$(ns "$i")
+		ip netns add "$H" || return 1
+		ip -n "$H" link set lo up
+		ip -n "$H" link add eth0 type veth peer name p"$i" netns "$S" || return 1
+		ip -n "$S" link set p"$i" master br0 up || return 1
+		ip -n "$H" addr add "$(addr "$i")/15" dev eth0 || return 1
+		ip -n "$H" link set eth0 up || return 1
+		i=$((i + 1))
+	done
+}
+
+write_config() { # N dir
+	nodes="" i=1
+	while [ "$i" -le "$1" ]; do
+		[ -n "$nodes" ] && nodes="$nodes,
+"
+		nodes="$nodes    { \"id\": $i, \"bind\": \"$(addr "$i")\", \"vcpus\": [$((i - 1))] }"
+		i=$((i + 1))
+	done
+	cat >"$2/vm.json" <<EOF
+{ "version": 1,
+  "vm": { "name": "netns-$TAG", "memory_mib": 64, "vcpus": $1 },
+  "cluster": { "provider": "tcp;ofi_rxm",
+               "coordinator": { "host": "$(addr 0)", "port": $COORD_PORT },
+               "secret_file": "secret",
+               "heartbeat_ms": $HB, "lease_ms": $LEASE, "join_timeout_ms": 20000,
+               "on_node_failure": "$POLICY" },
+  "nodes": [
+$nodes ] }
+EOF
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$2/secret")
+}
+
+start_procs() { # N dir
+	ip netns exec "$(ns 0)" "$BIN/spanvm-coord" --config "$2/vm.json" \
+		>"$2/coord.log" 2>&1 </dev/null &
+	echo "coord $!" >"$2/pids"
+	i=1
+	while [ "$i" -le "$1" ]; do
+		ip netns exec "$(ns "$i")" "$BIN/spanvm-node" --config "$2/vm.json" --node-id "$i" \
+			>"$2/node$i.log" 2>&1 </dev/null &
+		echo "node$i $!" >>"$2/pids"
+		i=$((i + 1))
+	done
+}
+
+running_count() { # dir -> number of nodes in state running
+	ip netns exec "$(ns 0)" "$BIN/spanvm" status --json --coord "$(addr 0):$COORD_PORT" \
+		--secret-file "$1/secret" 2>/dev/null | grep -c '"state": "running"'
+}
+
+cmd_up() {
+	[ $# -ge 1 ] || usage
+	N=$1 net_only=0
+	[ "${2:-}" = --net-only ] && net_only=1
+	case "$N" in '' | *[!0-9]*) die "up: N must be a number in 1..32, got '$N'" ;; esac
+	[ "$N" -ge 1 ] && [ "$N" -le 32 ] || die "up: N must be in 1..32, got $N"
+	need_root
+	D=$(state)
+	[ -e "$D" ] && die "cluster '$TAG' is already up ($D); run: $0 -t $TAG down"
+	[ -n "$(our_namespaces)" ] && die "namespaces spanvm-$TAG-* exist (left from a crashed run?); run: $0 -t $TAG down"
+	if [ "$net_only" -eq 0 ]; then
+		for b in spanvm spanvm-coord spanvm-node; do
+			[ -x "$BIN/$b" ] || die "$BIN/$b not found: build first or set SPANVM_BIN"
+		done
+	fi
+	mkdir -p "$D" && chmod 700 "$D" || die "cannot create $D"
+	echo "${SPANVM_NETNS_OWNER:-$PPID}" >"$D/owner"
+	echo "$N" >"$D/hosts"
+	build_net "$N" || { cmd_down >/dev/null 2>&1; die "building the namespaces failed"; }
+	write_config "$N" "$D"
+	log "$((N + 1)) namespaces up: $(ns 0) (coordinator $(addr 0)), nodes $(ns 1)..$(ns "$N")"
+	[ "$net_only" -eq 1 ] && return 0
+	start_procs "$N" "$D"
+	t0=$(ms)
+	until [ "$(running_count "$D")" -eq "$N" ]; do
+		if [ $(($(ms) - t0)) -gt 30000 ]; then
+			for f in "$D"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
+			die "the cluster did not reach 'running' on all $N nodes within 30 s"
+		fi
+		sleep 0.2
+	done
+	log "all $N nodes running ($(($(ms) - t0)) ms)"
+}
+
+pids_in() { ip netns pids "$1" 2>/dev/null; }
+
+cmd_down() {
+	need_root
+	D=$(state)
+	# Orderly first: SIGTERM makes the coordinator stop every node in turn.
+	for p in $(pids_in "$(ns 0)"); do kill -TERM "$p" 2>/dev/null; done
+	t0=$(ms)
+	nsl=$(our_namespaces)
+	while :; do
+		left=""
+		for n in $nsl; do left="$left$(pids_in "$n")"; done
+		[ -z "$left" ] && break
+		[ $(($(ms) - t0)) -gt 3000 ] && break
+		sleep 0.1
+	done
+	for n in $nsl; do
+		for p in $(pids_in "$n"); do kill -KILL "$p" 2>/dev/null; done
+	done
+	for n in $nsl; do ip netns del "$n" 2>/dev/null || log "cannot delete namespace $n"; done
+	rm -rf "$D"
+	[ -z "$(our_namespaces)" ] || die "namespaces left: $(our_namespaces | tr '\n' ' ')"
+	log "down"
+}
+
+cmd_exec() {
+	[ $# -ge 2 ] || usage
+	need_root
+	case "$1" in '' | *[!0-9]*) die "exec: host must be a number (0 = coordinator host)" ;; esac
+	H=$(ns "$1")
+	ip netns list | awk '{print $1}' | grep -qx "$H" || die "no host $1 in cluster '$TAG' ($H)"
+	shift
+	exec ip netns exec "$H" "$@"
+}
+
+cmd_status() {
+	need_root
+	D=$(state)
+	[ -d "$D" ] || die "cluster '$TAG' is not up"
+	exec ip netns exec "$(ns 0)" "$BIN/spanvm" status "$@" --coord "$(addr 0):$COORD_PORT" \
+		--secret-file "$D/secret"
+}
+
+cmd_info() {
+	D=$(state)
+	[ -d "$D" ] || die "cluster '$TAG' is not up"
+	N=$(cat "$D/hosts")
+	echo "tag $TAG state $D coordinator $(addr 0):$COORD_PORT"
+	i=0
+	while [ "$i" -le "$N" ]; do
+		echo "h$i $(ns "$i") $(addr "$i")"
+		i=$((i + 1))
+	done
+	[ -f "$D/pids" ] && cat "$D/pids"
+	return 0
+}
+
+cmd_gc() {
+	need_root
+	for d in "$STATE_ROOT"/*; do
+		[ -f "$d/owner" ] || continue
+		o=$(cat "$d/owner")
+		[ -d "/proc/$o" ] && continue
+		TAG=$(basename "$d") cmd_down_sub
+	done
+	# namespaces without a state dir at all
+	for t in $(ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^spanvm-\(.*\)-sw$/\1/p'); do
+		[ -d "$STATE_ROOT/$t" ] || TAG=$t cmd_down_sub
+	done
+}
+cmd_down_sub() { (cmd_down); }
+
+while getopts t:h o; do
+	case $o in
+	t) TAG=$OPTARG ;;
+	*) usage ;;
+	esac
+done
+shift $((OPTIND - 1))
+case "$TAG" in '' | *[!a-z0-9]*) die "tag '$TAG' must be 1..8 of [a-z0-9]" ;; esac
+[ ${#TAG} -le 8 ] || die "tag '$TAG' must be 1..8 of [a-z0-9]"
+[ $# -ge 1 ] || usage
+cmd=$1
+shift
+case $cmd in
+up) cmd_up "$@" ;;
+down) cmd_down ;;
+exec) cmd_exec "$@" ;;
+status) cmd_status "$@" ;;
+info) cmd_info ;;
+gc) cmd_gc ;;
+--help | help) usage ;;
+*) echo "cluster.sh: unknown command '$cmd'" >&2; usage ;;
+esac
