@@ -119,7 +119,13 @@ static int notify_new(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *
 			if (atomic_load_explicit(&t->subs[id], memory_order_relaxed))
 				tr_bit_set(want, id);
 	for (unsigned w = 0; w < TR_WORDS; w++) {
+		/* New recipients, or recipients with a kind they were not told
+		 * about: a pre-write re-check finds vCPUs that derived while it
+		 * waited, possibly ones it already notified for another kind. */
 		uint64_t m = want[w] & ~(*evp ? (*evp)->recip[w] : 0);
+		for (int k = 0; *evp && k < TR_KIND_COUNT; k++)
+			if (kinds & TR_KBIT(k))
+				m |= pe->subs[k][w] & ~(*evp)->rk[k][w];
 		for (; m; m &= m - 1) {
 			unsigned id = w * 64 + (unsigned)__builtin_ctzll(m);
 			struct tr_sub *r = atomic_load(&t->subs[id]);
@@ -130,7 +136,8 @@ static int notify_new(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *
 				return -ENOMEM;
 			unsigned sk = 0;
 			for (int k = 0; k < TR_KIND_COUNT; k++)
-				if ((kinds & TR_KBIT(k)) && tr_bit_test(pe->subs[k], id))
+				if ((kinds & TR_KBIT(k)) && tr_bit_test(pe->subs[k], id) &&
+				    !tr_bit_test((*evp)->rk[k], id))
 					sk |= TR_KBIT(k);
 			bool self = r == actor;
 			struct tr_note *n = tr_note_new(*evp, sk, self);
@@ -145,6 +152,9 @@ static int notify_new(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *
 				continue;
 			}
 			tr_bit_set((*evp)->recip, id);
+			for (int k = 0; k < TR_KIND_COUNT; k++)
+				if (sk & TR_KBIT(k))
+					tr_bit_set((*evp)->rk[k], id);
 			kick[(*nkick)++] = r;
 			for (int k = 0; k < TR_KIND_COUNT; k++)
 				if (sk & TR_KBIT(k))
@@ -232,7 +242,7 @@ static bool wr_end(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *mb,
 		w->ev = NULL;
 	}
 	if (w->self_note && actor)
-		tr_sub_kick(actor);
+		tr_sub_kick_self(actor);
 	return still;
 }
 

@@ -159,11 +159,20 @@ static bool pull_inbox(struct tr_sub *s, bool early)
 	return any;
 }
 
+void tr_sub_kick_self(struct tr_sub *s)
+{
+	/* Not coalesced: another thread may have set `kicked` and not yet
+	 * called ops->kick, and our next boundary must not miss what we
+	 * acknowledged already. */
+	atomic_store(&s->kicked, 1);
+	s->ops->kick(s->vcpu);
+}
+
 void tr_take_early(struct tr_sub *s)
 {
 	/* What was taken is acted on at the next boundary: make sure there is one. */
 	if (atomic_load_explicit(&s->inbox_len, memory_order_acquire) && pull_inbox(s, true))
-		tr_sub_kick(s);
+		tr_sub_kick_self(s);
 }
 
 void tr_wait_acks(struct tr_sub *self, struct tr_mbox *mb, struct tr_event *ev)

@@ -51,6 +51,7 @@ struct tr_event {
 	atomic_int refs;
 	struct tr_mbox *waiter;      /* the actor's mailbox, woken by acks */
 	uint64_t recip[TR_WORDS];    /* recipients (stripe mu; frozen once written) */
+	uint64_t rk[TR_KIND_COUNT][TR_WORDS]; /* (recipient, kind) pairs notified */
 };
 
 struct tr_note {
@@ -137,6 +138,7 @@ void tr_mbox_wake(struct tr_mbox *mb);
  * (the note is then acknowledged by the caller after unlocking). */
 bool tr_sub_enqueue(struct tr_sub *s, struct tr_note *n);
 void tr_sub_kick(struct tr_sub *s);
+void tr_sub_kick_self(struct tr_sub *s);
 void tr_note_ack(struct tr_note *n);
 /* Waits until ev has `needed` acks (after_written: and is written),
  * acknowledging the waiter's own notifications meanwhile (self may be NULL

@@ -20,6 +20,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,7 +35,8 @@
 
 static _Atomic uint64_t fmem[NPAGES][8];
 static _Atomic uint64_t completed[NPAGES];
-static atomic_ulong stale_seen;   /* stale structures observed at a boundary */
+static atomic_ulong stale_seen;
+static _Atomic long last_writer[NPAGES]; /* debug: id*2 + direct, -1 host */   /* stale structures observed at a boundary */
 
 struct fstruct {
 	unsigned page;
@@ -71,7 +73,7 @@ struct fv {
 	pthread_t serve_thread;      /* thread that last ran invalidate (claim 13) */
 };
 
-static void fop_kick(void *v)
+static __attribute__((unused)) void fop_kick(void *v)
 {
 	struct fv *f = v;
 	atomic_fetch_add(&f->kicks, 1);
@@ -81,13 +83,13 @@ static void fop_kick(void *v)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static void fv_drop_idx(struct fv *f, int i)
+static __attribute__((unused)) void fv_drop_idx(struct fv *f, int i)
 {
 	f->s[i].live = false;
 	assert_int_equal(tr_sub_dropped(f->sub, f->s[i].kind, PAGE(f->s[i].page)), 0);
 }
 
-static void fop_invalidate(void *v, unsigned kinds, uint64_t page)
+static __attribute__((unused)) void fop_invalidate(void *v, unsigned kinds, uint64_t page)
 {
 	struct fv *f = v;
 	atomic_fetch_add(&f->invalidations, 1);
@@ -97,7 +99,7 @@ static void fop_invalidate(void *v, unsigned kinds, uint64_t page)
 			fv_drop_idx(f, i);
 }
 
-static void fop_trap(void *v, uint64_t page, bool on)
+static __attribute__((unused)) void fop_trap(void *v, uint64_t page, bool on)
 {
 	struct fv *f = v;
 	atomic_store(&f->trap[PIDX(page)], on);
@@ -107,7 +109,7 @@ static const struct tr_vcpu_ops fops = { fop_kick, fop_invalidate, fop_trap };
 
 /* Derive one structure of kind from page p (as the engine would: trace
  * first, then read the page). */
-static int fv_derive(struct fv *f, unsigned p, enum tr_kind kind)
+static __attribute__((unused)) int fv_derive(struct fv *f, unsigned p, enum tr_kind kind)
 {
 	int i;
 	for (i = 0; i < MAXS && f->s[i].live; i++)
@@ -122,7 +124,7 @@ static int fv_derive(struct fv *f, unsigned p, enum tr_kind kind)
 	return i;
 }
 
-static void fv_drop(struct fv *f, unsigned p, enum tr_kind kind)
+static __attribute__((unused)) void fv_drop(struct fv *f, unsigned p, enum tr_kind kind)
 {
 	for (int i = 0; i < MAXS; i++)
 		if (f->s[i].live && f->s[i].page == p && f->s[i].kind == kind) {
@@ -131,7 +133,7 @@ static void fv_drop(struct fv *f, unsigned p, enum tr_kind kind)
 		}
 }
 
-static bool fv_has(struct fv *f, unsigned p, enum tr_kind kind)
+static __attribute__((unused)) bool fv_has(struct fv *f, unsigned p, enum tr_kind kind)
 {
 	for (int i = 0; i < MAXS; i++)
 		if (f->s[i].live && f->s[i].page == p && f->s[i].kind == kind)
@@ -144,13 +146,13 @@ struct store_ctx {
 	uint64_t ver;
 };
 
-static void store_bump(void *arg, uint64_t gpa, size_t len)
+static __attribute__((unused)) void store_bump(void *arg, uint64_t gpa, size_t len)
 {
 	struct store_ctx *c = arg;
 	c->ver = atomic_fetch_add(&fmem[c->p][0], 1) + 1;
 }
 
-static void publish(unsigned p, uint64_t ver)
+static __attribute__((unused)) void publish(unsigned p, uint64_t ver)
 {
 	uint64_t cur = atomic_load(&completed[p]);
 	while (cur < ver && !atomic_compare_exchange_weak(&completed[p], &cur, ver))
@@ -158,42 +160,50 @@ static void publish(unsigned p, uint64_t ver)
 }
 
 /* A guest store to page p: TLB fill if needed, then fast or trapped path. */
-static void fv_store(struct fv *f, unsigned p)
+static __attribute__((unused)) void fv_store(struct fv *f, unsigned p)
 {
-	if (!fv_has(f, p, TR_KIND_TLB))
-		fv_derive(f, p, TR_KIND_TLB);
+	if (!fv_has(f, p, TR_KIND_TLB) && fv_derive(f, p, TR_KIND_TLB) < 0)
+		return; /* no room for a TLB entry: no store (as a real TLB would evict) */
 	struct store_ctx c = { p, 0 };
 	if (atomic_load(&f->trap[p])) {
 		bool still = true;
 		assert_int_equal(tr_sub_write_begin(f->sub, PAGE(p) + 8, 8), 0);
 		store_bump(&c, PAGE(p), 8);
+		atomic_store(&last_writer[p], (long)f->id * 2);
 		tr_sub_write_end(f->sub, &still);
 		if (!still)
 			atomic_store(&f->trap[p], 0);
 	} else {
 		store_bump(&c, PAGE(p), 8); /* fast path: an escape shows up as stale */
+		atomic_store(&last_writer[p], (long)f->id * 2 + 1);
 	}
 	publish(p, c.ver);
 }
 
 /* Host-side (device) write through tr_write. */
-static void host_store(struct tr_table *t, unsigned p)
+static __attribute__((unused)) void host_store(struct tr_table *t, unsigned p)
 {
 	struct store_ctx c = { p, 0 };
 	assert_int_equal(tr_write(t, NULL, PAGE(p) + 16, 8, store_bump, &c), 0);
 	publish(p, c.ver);
 }
 
-static void fv_check(struct fv *f)
+static __attribute__((unused)) void fv_check(struct fv *f)
 {
 	for (int i = 0; i < MAXS; i++) {
 		struct fstruct *s = &f->s[i];
-		if (s->live && s->kind != TR_KIND_TLB && s->ver < atomic_load(&completed[s->page]))
+		if (s->live && s->kind != TR_KIND_TLB && s->ver < atomic_load(&completed[s->page])) {
+			if (getenv("TRACE_DEBUG"))
+				fprintf(stderr, "stale: v%u page %u kind %d writer %ld ver %llu completed %llu mem %llu\n",
+					f->id, s->page, s->kind, atomic_load(&last_writer[s->page]), (unsigned long long)s->ver,
+					(unsigned long long)atomic_load(&completed[s->page]),
+					(unsigned long long)atomic_load(&fmem[s->page][0]));
 			atomic_fetch_add(&stale_seen, 1);
+		}
 	}
 }
 
-static void fv_boundary(struct fv *f)
+static __attribute__((unused)) void fv_boundary(struct fv *f)
 {
 	int d = atomic_load(&f->boundary_delay_us);
 	if (d)
@@ -208,7 +218,7 @@ static void fv_boundary(struct fv *f)
 }
 
 /* One random step of the auto workload. */
-static void fv_auto_step(struct fv *f)
+static __attribute__((unused)) void fv_auto_step(struct fv *f)
 {
 	unsigned r = (unsigned)rand_r(&f->seed);
 	unsigned p = (r >> 8) % NPAGES;
@@ -260,7 +270,7 @@ static void *fv_main(void *arg)
 }
 
 /* Post fn to run on the vCPU thread; wait for it when wait. */
-static void fv_post(struct fv *f, fv_fn fn, void *arg, bool wait)
+static __attribute__((unused)) void fv_post(struct fv *f, fv_fn fn, void *arg, bool wait)
 {
 	pthread_mutex_lock(&f->mu);
 	while (f->cmd)
@@ -274,7 +284,7 @@ static void fv_post(struct fv *f, fv_fn fn, void *arg, bool wait)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static void fv_wait_idle(struct fv *f)
+static __attribute__((unused)) void fv_wait_idle(struct fv *f)
 {
 	pthread_mutex_lock(&f->mu);
 	while (f->cmd)
@@ -286,37 +296,37 @@ struct dargs {
 	unsigned p;
 	enum tr_kind kind;
 };
-static void cmd_derive(struct fv *f, void *a)
+static __attribute__((unused)) void cmd_derive(struct fv *f, void *a)
 {
 	struct dargs *d = a;
 	fv_derive(f, d->p, d->kind);
 }
-static void cmd_drop(struct fv *f, void *a)
+static __attribute__((unused)) void cmd_drop(struct fv *f, void *a)
 {
 	struct dargs *d = a;
 	fv_drop(f, d->p, d->kind);
 }
-static void cmd_store(struct fv *f, void *a)
+static __attribute__((unused)) void cmd_store(struct fv *f, void *a)
 {
 	fv_store(f, *(unsigned *)a);
 }
 
-static void fv_derive_on(struct fv *f, unsigned p, enum tr_kind kind)
+static __attribute__((unused)) void fv_derive_on(struct fv *f, unsigned p, enum tr_kind kind)
 {
 	struct dargs d = { p, kind };
 	fv_post(f, cmd_derive, &d, true);
 }
-static void fv_drop_on(struct fv *f, unsigned p, enum tr_kind kind)
+static __attribute__((unused)) void fv_drop_on(struct fv *f, unsigned p, enum tr_kind kind)
 {
 	struct dargs d = { p, kind };
 	fv_post(f, cmd_drop, &d, true);
 }
-static void fv_store_on(struct fv *f, unsigned p)
+static __attribute__((unused)) void fv_store_on(struct fv *f, unsigned p)
 {
 	fv_post(f, cmd_store, &p, true);
 }
 
-static void fv_start(struct fv *f, struct tr_table *t, unsigned id, bool autorun)
+static __attribute__((unused)) void fv_start(struct fv *f, struct tr_table *t, unsigned id, bool autorun)
 {
 	memset(f, 0, sizeof(*f));
 	f->id = id;
@@ -329,7 +339,7 @@ static void fv_start(struct fv *f, struct tr_table *t, unsigned id, bool autorun
 	assert_int_equal(pthread_create(&f->th, NULL, fv_main, f), 0);
 }
 
-static void fv_stop(struct fv *f)
+static __attribute__((unused)) void fv_stop(struct fv *f)
 {
 	pthread_mutex_lock(&f->mu);
 	atomic_store(&f->stop, 1);
@@ -340,7 +350,7 @@ static void fv_stop(struct fv *f)
 
 /* Stop the workloads of n vCPUs, wait until none is inside one (so no
  * write is in flight), then stop the threads. */
-static void fv_stop_all(struct fv *f, int n)
+static __attribute__((unused)) void fv_stop_all(struct fv *f, int n)
 {
 	for (int i = 0; i < n; i++)
 		atomic_store(&f[i].autorun, 0);
@@ -353,14 +363,14 @@ static void fv_stop_all(struct fv *f, int n)
 		fv_stop(&f[i]);
 }
 
-static void fv_destroy(struct fv *f)
+static __attribute__((unused)) void fv_destroy(struct fv *f)
 {
 	tr_sub_destroy(f->sub);
 	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->mu);
 }
 
-static void fake_reset(void)
+static __attribute__((unused)) void fake_reset(void)
 {
 	for (int p = 0; p < NPAGES; p++) {
 		atomic_store(&fmem[p][0], 0);
