@@ -163,7 +163,7 @@ static int run_client(const struct opts *o, struct tp *tp, char *region)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_transport [--iters N] [--warmup N] [--msg-size B] [--rma-size B]\n"
-		   "                       [--provider P] [--spin-ns NS]\n"
+		   "                       [--provider P] [--spin-ns NS (0: transport default)]\n"
 		   "Forks a server; prints one JSON line per measurement (msg_rtt, rma_read).\n");
 }
 
@@ -206,7 +206,7 @@ static int parse(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
 	struct opts o = {.iters = 5000, .warmup = 500, .msg_size = 64, .rma_size = 4096,
-			 .spin_ns = 2000000};
+			 .spin_ns = 0};
 	int c2s[2], s2c[2], done[2], rc;
 	struct tp *tp = NULL;
 	char *region;

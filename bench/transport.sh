@@ -12,14 +12,15 @@
 # Ratios compare means (fi_pingpong reports only a mean); medians over rounds.
 #
 # Writes BUILD_DIR/bench/transport.json.  Env: SPANVM_PROVIDER (default
-# tcp;ofi_rxm), BENCH_ITERS (5000), BENCH_ROUNDS (3), BENCH_SPIN_NS (2000000).
+# tcp;ofi_rxm), BENCH_ITERS (5000), BENCH_ROUNDS (5), BENCH_SPIN_NS (0 = the
+# transport's default busy-poll time, 200 us).
 set -eu
 
 BUILD=${1:-build}
 PROV=${SPANVM_PROVIDER:-"tcp;ofi_rxm"}
 ITERS=${BENCH_ITERS:-5000}
-ROUNDS=${BENCH_ROUNDS:-3}
-SPIN=${BENCH_SPIN_NS:-2000000}
+ROUNDS=${BENCH_ROUNDS:-5}
+SPIN=${BENCH_SPIN_NS:-0}
 BIN=$BUILD/bin/bench_transport
 OUT=$BUILD/bench/transport.json
 
