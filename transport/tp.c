@@ -71,7 +71,7 @@ int tp_pool_init(struct tp *tp, struct tp_pool *p, unsigned nslots, size_t slot_
 	p->nslots = nslots;
 	p->bufs = calloc(nslots, sizeof(*p->bufs));
 	p->mem = aligned_alloc(4096, (nslots * slot_size + 4095) & ~(size_t)4095);
-	if (!p->bufs || !p->mem)
+	if (!p->bufs || !p->mem || TP_FAULT(1))
 		return -ENOMEM;
 	rc = tp_mr_reg_local(tp, p->mem, nslots * slot_size, &p->mr, &desc);
 	if (rc)
@@ -138,8 +138,10 @@ static int open_info(struct tp *tp)
 	const char *node = tp->cfg.bind_addr, *svc = tp->cfg.bind_port;
 	int rc;
 
-	if (!hints)
+	if (!hints || TP_FAULT(1)) {
+		fi_freeinfo(hints);
 		return -ENOMEM;
+	}
 	hints->caps = FI_MSG | FI_RMA | FI_READ | FI_WRITE | FI_REMOTE_READ | FI_REMOTE_WRITE;
 	hints->ep_attr->type = FI_EP_RDM;
 	hints->mode = FI_CONTEXT | FI_CONTEXT2;
@@ -201,19 +203,31 @@ static int open_fabric(struct tp *tp)
 	struct fi_av_attr av_attr = {.type = FI_AV_TABLE};
 	int rc;
 
-	rc = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL);
+	rc = TP_FAULT(-FI_ENOMEM);
+	if (!rc)
+		rc = fi_fabric(tp->info->fabric_attr, &tp->fabric, NULL);
+	if (!rc)
+		rc = TP_FAULT(-FI_ENOMEM);
 	if (!rc)
 		rc = fi_domain(tp->fabric, tp->info, &tp->domain, NULL);
 	if (!rc)
+		rc = TP_FAULT(-FI_ENOMEM);
+	if (!rc)
 		rc = open_cq(tp);
 	if (!rc)
+		rc = TP_FAULT(-FI_ENOMEM);
+	if (!rc)
 		rc = fi_av_open(tp->domain, &av_attr, &tp->av, NULL);
+	if (!rc)
+		rc = TP_FAULT(-FI_ENOMEM);
 	if (!rc)
 		rc = fi_endpoint(tp->domain, tp->info, &tp->ep, NULL);
 	if (!rc)
 		rc = fi_ep_bind(tp->ep, &tp->av->fid, 0);
 	if (!rc)
 		rc = fi_ep_bind(tp->ep, &tp->cq->fid, FI_TRANSMIT | FI_RECV);
+	if (!rc)
+		rc = TP_FAULT(-FI_ENOMEM);
 	if (!rc)
 		rc = fi_enable(tp->ep);
 	if (rc) {
@@ -233,7 +247,7 @@ static int open_buffers(struct tp *tp)
 	tp->rx = calloc(tp->cfg.rx_depth, sizeof(*tp->rx));
 	tp->rx_mem = aligned_alloc(4096, (tp->cfg.rx_depth * tp->max_frame + 4095) & ~(size_t)4095);
 	tp->handlers = calloc(TP_MAX_TYPE, sizeof(*tp->handlers));
-	if (!tp->rx || !tp->rx_mem || !tp->handlers)
+	if (!tp->rx || !tp->rx_mem || !tp->handlers || TP_FAULT(1))
 		return -ENOMEM;
 	rc = tp_mr_reg_local(tp, tp->rx_mem, tp->cfg.rx_depth * tp->max_frame, &tp->rx_mr, &desc);
 	if (rc)
@@ -251,7 +265,9 @@ static int open_buffers(struct tp *tp)
 		b->cap = tp->max_frame;
 		b->desc = desc;
 		b->pooled = true;
-		rc = tp_rx_post(tp, b);
+		rc = (i == 0 || i == tp->cfg.rx_depth - 1) ? TP_FAULT(-ENOMEM) : 0;
+		if (!rc)
+			rc = tp_rx_post(tp, b);
 		if (rc)
 			return rc;
 	}
@@ -267,7 +283,9 @@ static int init_sync(struct tp *tp)
 	pthread_mutex_init(&tp->wait_lock, NULL);
 	pthread_mutex_init(&tp->big_lock, NULL);
 	pthread_cond_init(&tp->wait_cv, NULL);
-	tp->epfd = -1;
+	tp->epfd = tp->evfd = -1;
+	if (TP_FAULT(1))
+		return -ENOMEM;
 	tp->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (tp->evfd < 0)
 		return -errno;
@@ -324,7 +342,7 @@ int tp_create(const struct tp_cfg *cfg, struct tp **out)
 	rc = check_cfg(cfg);
 	if (rc)
 		return rc;
-	tp = calloc(1, sizeof(*tp));
+	tp = TP_FAULT(1) ? NULL : calloc(1, sizeof(*tp));
 	if (!tp)
 		return -ENOMEM;
 	tp->cfg = *cfg;

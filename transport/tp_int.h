@@ -18,8 +18,12 @@
 
 #include "proto/proto.h"
 #include "transport/tp.h"
+#include "util/util.h"
 
 #define TP_SUBSYS "tp"
+/* util fault site: the k-th set-up step of tp_create fails (unwinding tests). */
+#define TP_FAULT_CREATE 200
+#define TP_FAULT(rc) (util_fault_hit(TP_FAULT_CREATE) ? (rc) : 0)
 #define TP_MAX_TYPE 65536u
 #define TP_ENV_OVERHEAD 64u /* envelope fields around the payload, upper bound */
 #define TP_TX_SLOT_PAYLOAD 4096u

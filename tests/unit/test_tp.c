@@ -272,6 +272,29 @@ static void removed_peer_is_gone(void **state)
 	pair_close(&q);
 }
 
+/* SQLite style: fail the k-th set-up step for k = 1..N; each failure must
+ * unwind cleanly (ASan's leak check in the sanitizer build sees the rest). */
+static void create_unwinds_at_every_step(void **state)
+{
+	struct tp_cfg cfg = {.node_id = 4, .bind_addr = "127.0.0.1"};
+	struct tp *tp = NULL;
+	unsigned k;
+
+	for (k = 1; k < 200; k++) {
+		util_fault_arm(TP_FAULT_CREATE, k);
+		int rc = tp_create(&cfg, &tp);
+		util_fault_disarm();
+		if (rc == 0)
+			break;
+		assert_true(rc < 0);
+		assert_null(tp);
+	}
+	assert_non_null(tp);
+	assert_true(k > 10); /* every step was failed once before success */
+	assert_int_equal(tp_ping(tp, 4, 1000000, NULL), -ENOENT);
+	tp_destroy(tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +308,7 @@ int main(void)
 		cmocka_unit_test(request_inside_handler_refused),
 		cmocka_unit_test(unknown_provider_is_a_clear_error),
 		cmocka_unit_test(removed_peer_is_gone),
+		cmocka_unit_test(create_unwinds_at_every_step),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
