@@ -16,15 +16,15 @@
 #include "proto/data.pb-c.h"
 #include "util/util.h"
 
-static void warn_limited(struct tp *tp, const char *what, uint32_t src)
+static void warn_limited(struct tp *tp, const char *what, uint32_t node)
 {
 	uint64_t now = util_now_ns(), last = atomic_load(&tp->last_warn_ns);
 
 	/* Counters carry the numbers; the log only says it is happening. */
 	if (now - last < 1000000000ull || !atomic_compare_exchange_strong(&tp->last_warn_ns, &last, now))
 		return;
-	LOG_WARN(TP_SUBSYS, "node %d: dropped a message (%s, claimed src %u); see tp_stats",
-		 tp->cfg.node_id, what, src);
+	LOG_WARN(TP_SUBSYS, "node %d: %s (peer %u); further ones only counted in tp_stats",
+		 tp->cfg.node_id, what, node);
 }
 
 static uint64_t rng_next(uint64_t *x)
@@ -86,7 +86,7 @@ void tp_tx_complete(struct tp *tp, struct tp_buf *b, int err)
 {
 	if (err) {
 		TP_STAT_INC(tp, tx_errors);
-		warn_limited(tp, "send completed with an error", (uint32_t)b->dst);
+		warn_limited(tp, "a send to a peer failed", (uint32_t)b->dst);
 	}
 	tp_tx_free(tp, b);
 }
@@ -445,20 +445,20 @@ static Envelope *rx_parse(struct tp *tp, struct tp_buf *b)
 
 	if (rc || hdr.type != PROTO_FT_DATA || PROTO_HDR_SIZE + hdr.length != b->len) {
 		TP_STAT_INC(tp, rx_bad_frame);
-		warn_limited(tp, "bad frame header", 0);
+		warn_limited(tp, "dropped a message with a bad frame header", 0);
 		return NULL;
 	}
 	env = envelope__unpack(NULL, hdr.length, payload);
 	if (!env) {
 		TP_STAT_INC(tp, rx_bad_frame);
-		warn_limited(tp, "envelope does not unpack", 0);
+		warn_limited(tp, "dropped a message whose envelope does not unpack", 0);
 		return NULL;
 	}
 	if (!env->seq || !env->type || env->type >= TP_MAX_TYPE || env->src >= 65536 ||
 	    env->payload.len > tp->cfg.max_msg ||
 	    ((int)env->src != tp->cfg.node_id && !tp_peer_known(tp, (int)env->src))) {
 		TP_STAT_INC(tp, rx_bad_envelope);
-		warn_limited(tp, "foreign or malformed envelope", env->src);
+		warn_limited(tp, "dropped a message with a foreign or malformed envelope", env->src);
 		envelope__free_unpacked(env, NULL);
 		return NULL;
 	}
@@ -537,7 +537,7 @@ void tp_rx_dispatch(struct tp *tp, struct tp_buf *b)
 
 	if (!fn) {
 		TP_STAT_INC(tp, rx_no_handler);
-		warn_limited(tp, "no handler for its type", env->src);
+		warn_limited(tp, "dropped a message of a type without a handler", env->src);
 	} else {
 		struct tp_msg m = {
 			.type = env->type,

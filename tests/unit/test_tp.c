@@ -295,6 +295,43 @@ static void create_unwinds_at_every_step(void **state)
 	tp_destroy(tp);
 }
 
+/* A peer's network input larger than our buffers, a read outside the peer's
+ * region, an address blob that is not one: errors, never a crash or hang. */
+static void hostile_sizes_and_addresses(void **state)
+{
+	struct tp_cfg cfg = {.node_id = 5, .bind_addr = "127.0.0.1", .max_msg = 1024};
+	struct tp *small;
+	char addr[TP_ADDR_MAX], aaddr[TP_ADDR_MAX], big[4096] = {0}, buf[64];
+	size_t alen = sizeof(addr), aalen = sizeof(aaddr);
+	struct tp_stats s0, s1;
+
+	assert_int_equal(tp_create(&cfg, &small), 0);
+	assert_int_equal(tp_start(small), 0);
+	assert_int_equal(tp_local_addr(small, addr, &alen), 0);
+	assert_int_equal(tp_peer_add(P.tp[0], 5, addr, alen, 0, 0), 0);
+	assert_int_equal(tp_local_addr(P.tp[0], aaddr, &aalen), 0);
+	assert_int_equal(tp_peer_add(small, 1, aaddr, aalen, 0, 0), 0);
+	tp_stats(small, &s0);
+	/* 4 KiB into 1 KiB receive buffers: truncated, counted, dropped. */
+	assert_int_equal(tp_send(P.tp[0], 5, 100, big, sizeof(big)), 0);
+	assert_true(wait_stat(small, offsetof(struct tp_stats, rx_errors), s0.rx_errors + 1, 3000));
+	tp_stats(small, &s1);
+	assert_int_equal(s1.rx_msgs, s0.rx_msgs);
+	/* Still serving: a ping fits. */
+	assert_int_equal(tp_ping(P.tp[0], 5, 1000000000ull, NULL), 0);
+	tp_peer_remove(P.tp[0], 5);
+	tp_destroy(small);
+
+	/* Beyond the end of the peer's 1 MiB region. */
+	int rc = tp_rma_read(P.tp[0], 2, REGION_SIZE - 8, buf, sizeof(buf), 1000000000ull);
+	assert_true(rc < 0);
+	assert_int_equal(tp_ping(P.tp[0], 2, 1000000000ull, NULL), 0);
+
+	/* Address blobs of the wrong size are refused. */
+	assert_int_equal(tp_peer_add(P.tp[0], 6, addr, 0, 0, 0), -EINVAL);
+	assert_int_equal(tp_peer_add(P.tp[0], 6, addr, TP_ADDR_MAX + 1, 0, 0), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +346,7 @@ int main(void)
 		cmocka_unit_test(unknown_provider_is_a_clear_error),
 		cmocka_unit_test(removed_peer_is_gone),
 		cmocka_unit_test(create_unwinds_at_every_step),
+		cmocka_unit_test(hostile_sizes_and_addresses),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
