@@ -87,8 +87,11 @@ static void maybe_start(struct coord *c)
 	for (uint32_t i = 0; i < c->nnodes; i++)
 		if (c->nodes[i].state != ST_READY)
 			return;
-	for (uint32_t i = 0; i < c->nnodes; i++)
+	for (uint32_t i = 0; i < c->nnodes; i++) {
 		c->nodes[i].state = ST_RUNNING;
+		for (uint32_t j = 0; j < c->nnodes; j++) /* the barrier checked every pair */
+			c->nodes[i].seen_ns[j] = c->now_ns;
+	}
 	st.epoch = c->epoch;
 	m.body_case = CTL_MSG__BODY_START;
 	m.start = &st;
@@ -240,6 +243,32 @@ static void on_ready(struct coord *c, struct cnode *n, const CtlReady *r)
 	maybe_start(c);
 }
 
+/* What reporter n's data plane saw of its peers (node_watch on the node). */
+static void note_peer_reports(struct coord *c, struct cnode *n, const CtlHeartbeat *hb,
+			      uint64_t now_ns)
+{
+	uint32_t me = (uint32_t)(n - c->nodes);
+
+	if (c->phase != PH_RUNNING || !hb->n_peers)
+		return;
+	n->report_ns = now_ns;
+	if (n->cut_noted) {
+		LOG_INFO("coord", "node %u heard again", n->cfgn->id);
+		n->cut_noted = false;
+		n->reason[0] = 0;
+	}
+	for (size_t i = 0; i < hb->n_peers; i++) {
+		struct cnode *q = coord_node(c, hb->peers[i]->node_id);
+		uint64_t age = (uint64_t)hb->peers[i]->age_ms * 1000000;
+		if (!q || q == n || hb->peers[i]->age_ms == 0xffffffffu || age > now_ns)
+			continue;
+		if (now_ns - age > q->seen_ns[me])
+			q->seen_ns[me] = now_ns - age;
+		LOG_DBG("coord", "node %u: saw node %u %u ms ago", n->cfgn->id, q->cfgn->id,
+			hb->peers[i]->age_ms);
+	}
+}
+
 void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 {
 	struct cnode *n = coord_node(c, c->conns[conn].node_id);
@@ -251,6 +280,7 @@ void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 	switch (m->body_case) {
 	case CTL_MSG__BODY_HEARTBEAT:
 		n->last_hb_ns = now_ns;
+		note_peer_reports(c, n, m->heartbeat, now_ns);
 		ack.seq = m->heartbeat->seq;
 		r.body_case = CTL_MSG__BODY_HEARTBEAT_ACK;
 		r.heartbeat_ack = &ack;
@@ -343,10 +373,83 @@ void coord_client_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_n
 	}
 }
 
+/*
+ * Partition rules while the VM runs (docs/deploy.md).  Our own silence is
+ * not enough to fail a node, since we may be the one cut off; the peers'
+ * reports decide, when nodes make them:
+ *  - heartbeats stopped, a peer reached it within the lease: alive, only
+ *    cut off from us -> not failed (noted in its status reason);
+ *  - heartbeats stopped and no other node was heard well after it went
+ *    silent: we are the isolated one -> no one is failed;
+ *  - heartbeats stopped, others still heard, no peer vouches -> failed;
+ *  - heartbeats go on but every peer that reports says it lost the node
+ *    for longer than the lease -> failed (the VM cannot run without it).
+ * "Well after" (half a lease) keeps nodes that went silent together, as
+ * when we are cut off, from condemning each other one by one.
+ * Returns true and fills why when n is to be failed.
+ */
+static bool lease_expired(struct coord *c, struct cnode *n, uint64_t now_ns, char *why,
+			  size_t len)
+{
+	uint64_t lease = (uint64_t)c->cfg->lease_ms * 1000000, best = 0;
+	uint32_t reporters = 0, accusers = 0, voucher = 0;
+	bool others_heard = false, silent = now_ns - n->last_hb_ns > lease;
+
+	if (c->phase != PH_RUNNING) {
+		snprintf(why, len, "no heartbeat for %llu ms (lease %u ms)",
+			 (unsigned long long)((now_ns - n->last_hb_ns) / 1000000), c->cfg->lease_ms);
+		return silent;
+	}
+	for (uint32_t j = 0; j < c->nnodes; j++) {
+		struct cnode *q = &c->nodes[j];
+		if (q == n || !node_live(q))
+			continue;
+		others_heard |= q->conn >= 0 && now_ns - q->last_hb_ns <= lease &&
+				q->last_hb_ns > n->last_hb_ns + lease / 2;
+		if (!q->report_ns || now_ns - q->report_ns > lease)
+			continue;
+		reporters++;
+		accusers += q->report_ns - n->seen_ns[j] > lease;
+		if (n->seen_ns[j] >= best) {
+			best = n->seen_ns[j];
+			voucher = q->cfgn->id;
+		}
+	}
+	if (silent && reporters && now_ns - best <= lease) {
+		snprintf(n->reason, sizeof(n->reason),
+			 "cut off from the coordinator for %llu ms; node %u reached it %llu ms ago",
+			 (unsigned long long)((now_ns - n->last_hb_ns) / 1000000), voucher,
+			 (unsigned long long)((now_ns - best) / 1000000));
+		if (!n->cut_noted)
+			LOG_WARN("coord", "node %u: %s: not failed", n->cfgn->id, n->reason);
+		n->cut_noted = true;
+		return false;
+	}
+	if (silent && !others_heard) {
+		if (!n->cut_noted)
+			LOG_WARN("coord", "node %u silent for %llu ms, but so is every other node: "
+					  "this coordinator is cut off; no node is declared failed",
+				 n->cfgn->id, (unsigned long long)((now_ns - n->last_hb_ns) / 1000000));
+		n->cut_noted = true;
+		return false;
+	}
+	if (silent) {
+		snprintf(why, len, "no heartbeat for %llu ms (lease %u ms) and no peer reached it",
+			 (unsigned long long)((now_ns - n->last_hb_ns) / 1000000), c->cfg->lease_ms);
+		return true;
+	}
+	if (reporters && accusers == reporters) {
+		snprintf(why, len, "unreachable from its peers for %llu ms (lease %u ms)",
+			 (unsigned long long)((now_ns - best) / 1000000), c->cfg->lease_ms);
+		return true;
+	}
+	return false;
+}
+
 static void check_leases(struct coord *c, uint64_t now_ns)
 {
 	uint64_t lease = (uint64_t)c->cfg->lease_ms * 1000000;
-	char why[120];
+	char why[200];
 
 	for (uint32_t i = 0; i < c->nnodes; i++) {
 		struct cnode *n = &c->nodes[i];
@@ -357,10 +460,7 @@ static void check_leases(struct coord *c, uint64_t now_ns)
 				 c->cfg->lease_ms);
 			LOG_WARN("coord", "node %u %s", n->cfgn->id, why);
 			coord_drop_conn(c, n->conn, why);
-		} else if (!n->stop_sent_ns && now_ns - n->last_hb_ns > lease) {
-			snprintf(why, sizeof(why), "no heartbeat for %llu ms (lease %u ms)",
-				 (unsigned long long)((now_ns - n->last_hb_ns) / 1000000),
-				 c->cfg->lease_ms);
+		} else if (!n->stop_sent_ns && lease_expired(c, n, now_ns, why, sizeof(why))) {
 			coord_drop_conn(c, n->conn, why);
 		}
 	}

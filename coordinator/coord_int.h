@@ -61,6 +61,12 @@ struct cnode {
 	uint32_t peers_checked;
 	char reason[200];
 	uint64_t stop_sent_ns; /* 0: not asked to stop yet */
+	/* partition rules (coord_cluster.c check_leases): seen_ns[j] = when
+	 * node index j last reached this node over the data plane (from j's
+	 * heartbeat reports); report_ns = this node's last report (0: none) */
+	uint64_t seen_ns[CONFIG_MAX_NODES];
+	uint64_t report_ns;
+	bool cut_noted; /* "cut off from the coordinator" logged */
 };
 
 struct coord {

@@ -10,6 +10,7 @@
  * the pipe fired (the pipe write/read orders the accesses).
  */
 #include "node/node.h"
+#include "node/node_watch.h"
 #include "transport/tp.h"
 
 #include <errno.h>
@@ -49,6 +50,9 @@ struct agent {
 	uint32_t checked;
 	bool check_ok;
 	char check_msg[256];
+	/* after Start: peer liveness (node_watch.h) */
+	struct node_watch *watch;
+	bool coord_silent_warned;
 };
 
 static bool aborted(struct agent *a)
@@ -189,10 +193,22 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 		return 0;
 	case CTL_MSG__BODY_MEMBERSHIP:
 		return a->thr_running ? -EPROTO : on_membership(a, m->membership);
-	case CTL_MSG__BODY_START:
+	case CTL_MSG__BODY_START: {
+		uint32_t ids[CONFIG_MAX_NODES];
+		for (uint32_t i = 0; i < a->npeers; i++)
+			ids[i] = a->peers[i].id;
 		LOG_INFO("node", "cluster running (epoch %llu)", (unsigned long long)m->start->epoch);
+		if (!a->watch && node_watch_start(a->tp, ids, a->npeers, a->heartbeat_ms, &a->watch))
+			LOG_WARN("node", "cannot start the peer watch; coordinator loss will stop us");
 		return 0;
+	}
 	case CTL_MSG__BODY_NODE_FAILED:
+		if (m->node_failed->node_id == a->me->id) {
+			LOG_ERR("node", "the coordinator declared this node failed (%s): leaving",
+				m->node_failed->reason);
+			return -EPROTO;
+		}
+		node_watch_remove(a->watch, m->node_failed->node_id);
 		LOG_WARN("node", "coordinator: node %u failed (%s); epoch %llu",
 			 m->node_failed->node_id, m->node_failed->reason,
 			 (unsigned long long)m->node_failed->epoch);
@@ -218,12 +234,47 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 static int heartbeat(struct agent *a, uint64_t seq)
 {
 	CtlHeartbeat hb = CTL_HEARTBEAT__INIT;
+	CtlPeerSeen seen[CONFIG_MAX_NODES], *sp[CONFIG_MAX_NODES];
 	CtlMsg m = CTL_MSG__INIT;
 
 	hb.seq = seq;
+	hb.n_peers = node_watch_report(a->watch, seen, sp, CONFIG_MAX_NODES);
+	hb.peers = sp;
 	m.body_case = CTL_MSG__BODY_HEARTBEAT;
 	m.heartbeat = &hb;
 	return node_ctl_send(a->ctl, &m);
+}
+
+/*
+ * The coordinator has been silent past the lease.  Before the VM runs
+ * there is nothing to protect: leave.  While it runs, stay as long as the
+ * data plane reached every peer within the lease: then the coordinator,
+ * not this node, is cut off, and it declares no node failed that a peer
+ * vouches for.  Leave once a peer is out of reach too, since the
+ * coordinator may then have declared this node failed (docs/deploy.md).
+ * true = leave.
+ */
+static bool coordinator_silent(struct agent *a, uint64_t silent_ms)
+{
+	uint32_t peer = 0, age;
+
+	if (!a->watch) {
+		LOG_ERR("node", "coordinator silent for %llu ms (lease %u ms): leaving",
+			(unsigned long long)silent_ms, a->lease_ms);
+		return true;
+	}
+	age = node_watch_oldest(a->watch, &peer);
+	if (age > a->lease_ms) {
+		LOG_ERR("node", "coordinator silent for %llu ms and node %u unreachable for %u ms "
+				"(lease %u ms): leaving", (unsigned long long)silent_ms, peer, age,
+			a->lease_ms);
+		return true;
+	}
+	if (!a->coord_silent_warned)
+		LOG_WARN("node", "coordinator silent for %llu ms, but every peer answers: "
+				 "the VM keeps running", (unsigned long long)silent_ms);
+	a->coord_silent_warned = true;
+	return false;
 }
 
 /* 0 = stopped in order, 1 = failure. */
@@ -247,11 +298,9 @@ static int control_loop(struct agent *a)
 			}
 			next_hb = now + a->heartbeat_ms * MS;
 		}
-		if (now - last_contact > a->lease_ms * MS) {
-			LOG_ERR("node", "coordinator silent for %llu ms (lease %u ms): leaving",
-				(unsigned long long)((now - last_contact) / MS), a->lease_ms);
+		if (now - last_contact > a->lease_ms * MS &&
+		    coordinator_silent(a, (now - last_contact) / MS))
 			return 1;
-		}
 		if (poll(p, 2, (int)((next_hb - now) / MS) + 1) < 0)
 			continue; /* EINTR: the signal flag is checked above */
 		if (p[1].revents && (rc = send_ready(a))) {
@@ -268,6 +317,9 @@ static int control_loop(struct agent *a)
 			return 1;
 		}
 		last_contact = util_now_ns();
+		if (a->coord_silent_warned)
+			LOG_INFO("node", "coordinator heard again");
+		a->coord_silent_warned = false;
 		rc = on_ctl(a, m);
 		ctl_msg__free_unpacked(m, NULL);
 		if (rc)
@@ -371,6 +423,7 @@ int node_agent_run(const struct node_agent_cfg *acfg)
 	LOG_INFO("node", "node %u joined; %zu MiB guest RAM registered", a->me->id, a->ram_len >> 20);
 	rc = control_loop(a);
 out:
+	node_watch_stop(a->watch);
 	if (a->thr_running) {
 		__atomic_store_n(&a->abort_checks, 1, __ATOMIC_RELAXED);
 		pthread_join(a->thr, NULL);

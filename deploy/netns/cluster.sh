@@ -21,7 +21,8 @@
 #
 # Environment: SPANVM_BIN (binary dir; default ../../build/bin from here),
 # SPANVM_NETNS_HEARTBEAT_MS (200), SPANVM_NETNS_LEASE_MS (2000),
-# SPANVM_NETNS_POLICY (stop|continue, default stop), SPANVM_NETNS_OWNER
+# SPANVM_NETNS_POLICY (stop|continue, default stop), SPANVM_NETNS_LOG (log
+# level of the processes, default info), SPANVM_NETNS_OWNER
 # (pid whose death makes the cluster garbage for `gc`; default: the caller).
 # Needs root.  Exit: 0 ok, 1 failure, 2 usage.
 set -u
@@ -31,6 +32,7 @@ BIN=${SPANVM_BIN:-$HERE/../../build/bin}
 HB=${SPANVM_NETNS_HEARTBEAT_MS:-200}
 LEASE=${SPANVM_NETNS_LEASE_MS:-2000}
 POLICY=${SPANVM_NETNS_POLICY:-stop}
+LOGLEVEL=${SPANVM_NETNS_LOG:-info}
 STATE_ROOT=/run/spanvm-netns
 COORD_PORT=7400
 
@@ -99,12 +101,13 @@ EOF
 }
 
 start_procs() { # N dir
-	ip netns exec "$(ns 0)" "$BIN/spanvm-coord" --config "$2/vm.json" \
+	ip netns exec "$(ns 0)" "$BIN/spanvm-coord" --config "$2/vm.json" --log-level "$LOGLEVEL" \
 		>"$2/coord.log" 2>&1 </dev/null &
 	echo "coord $!" >"$2/pids"
 	i=1
 	while [ "$i" -le "$1" ]; do
 		ip netns exec "$(ns "$i")" "$BIN/spanvm-node" --config "$2/vm.json" --node-id "$i" \
+			--log-level "$LOGLEVEL" \
 			>"$2/node$i.log" 2>&1 </dev/null &
 		echo "node$i $!" >>"$2/pids"
 		i=$((i + 1))
