@@ -232,6 +232,11 @@ static void run_work(struct cpu *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void cpu_poll_work(struct cpu *c)
+{
+	run_work(c);
+}
+
 /* ------------------------------------------------------------ run loop */
 
 static void wfi_sleep(struct cpu *c)
@@ -328,6 +333,20 @@ static void do_flush_all(struct cpu *c, void *arg)
 void cpu_flush_all(struct cpu *c)
 {
 	cpu_run_on(c, do_flush_all, NULL, true);
+}
+
+static void do_flush_tlb(struct cpu *c, void *arg)
+{
+	(void)arg;
+	tlb_flush_mmu(c, 0);
+	tlb_flush_mmu(c, 1);
+	if (!c->cfg.retain_walks)
+		walk_cache_flush(c, true, 0);
+}
+
+void cpu_flush_tlb(struct cpu *c)
+{
+	cpu_run_on(c, do_flush_tlb, NULL, true);
 }
 
 static void do_write_trap(struct cpu *c, void *arg)

@@ -92,6 +92,12 @@ struct cpu_cfg {
 	bool single_step;          /* one instruction per block (tests, differential runs) */
 	uint64_t reset_pc;         /* PC at creation; the hart starts in M-mode */
 	int64_t time_offset;       /* added to the 10 MHz host-monotonic time */
+	/* Optional: the monitor plays the SBI (no M-mode firmware).  An ecall
+	 * from S-mode calls sbi_call(sbi_arg, cpu) on the vCPU thread, which
+	 * reads and writes a0-a7 with cpu_get_reg/cpu_set_reg; the ecall then
+	 * retires and the hart goes on after it.  NULL: it traps to M. */
+	void (*sbi_call)(void *arg, struct cpu *cpu);
+	void *sbi_arg;
 };
 
 struct cpu_stats {
@@ -128,11 +134,19 @@ void cpu_set_irq(struct cpu *cpu, unsigned irq, bool level);
  * wait, returns after fn ran.  Returns 0 or -ENOMEM. */
 int cpu_run_on(struct cpu *cpu, void (*fn)(struct cpu *, void *), void *arg, bool wait);
 
+/* From a hook running on this hart's vCPU thread (sbi_call): runs the work
+ * other threads posted to this hart, so a hook that waits for other harts'
+ * cpu_run_on work cannot deadlock with one of them waiting for it. */
+void cpu_poll_work(struct cpu *cpu);
+
 /* Drops every secondary structure of the given kinds (CPU_KIND_BIT mask)
  * derived from guest-physical page gpa_page. */
 void cpu_invalidate_gpa(struct cpu *cpu, uint64_t gpa_page, unsigned kinds);
 /* Drops all TLB entries, translated blocks and cached walks. */
 void cpu_flush_all(struct cpu *cpu);
+/* Drops all TLB entries (and cached walks unless retain_walks): what
+ * sfence.vma x0, x0 does, for remote fences. */
+void cpu_flush_tlb(struct cpu *cpu);
 /* Stores to page gpa_page take the slow path (write_pre/write_post) while
  * on; reads keep their fast mapping.  Returns 0 or -ENOMEM. */
 int cpu_set_write_trap(struct cpu *cpu, uint64_t gpa_page, bool on);

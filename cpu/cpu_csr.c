@@ -376,6 +376,10 @@ int cpu_sys_op(struct cpu *c, const struct tinsn *i)
 	c->cur_raw = (uint32_t)(i->imm >> 32);
 	switch (i->op) {
 	case OP_ECALL:
+		if (c->priv == CPU_PRIV_S && c->cfg.sbi_call) {
+			c->cfg.sbi_call(c->cfg.sbi_arg, c);
+			return 0;
+		}
 		cpu_raise(c, (uint64_t)(EXC_ECALL_U + c->priv), 0);
 		return -1;
 	case OP_EBREAK:
