@@ -21,7 +21,7 @@ uint64_t vm_mtime(const struct vm *vm)
 static void update_mtip(struct vm *vm, struct vm_hart *h, uint64_t now)
 {
 	if (h->armed)
-		cpu_set_irq(h->cpu, CPU_IRQ_MTI, now >= h->mtimecmp);
+		cpu_set_irq(h->cpu, h->timer_irq, now >= h->mtimecmp);
 }
 
 int vm_clint_read(struct vm *vm, uint64_t off, unsigned size, uint64_t *val)

@@ -40,11 +40,17 @@ int elf_load(const uint8_t *buf, size_t len, uint8_t *ram, uint64_t ram_base, ui
 
 /* ---- the VM (vm_run.c) ---- */
 struct vm_cfg {
-	const char *elf_path;
+	const char *elf_path;      /* an ELF, or a RISC-V Linux Image (virt_int.h) */
+	const char *initrd_path;   /* Image only; NULL = none */
+	const char *cmdline;       /* Image only; NULL = default */
 	unsigned harts;
 	uint64_t mem_bytes;
 	double timeout_s;          /* 0 = none */
 	bool single_step;          /* one instruction per block (debugging) */
+	bool no_trace;             /* no write traces (vm_trace.c): harts see each other's
+				    * code and page-table writes only through fence.i/sfence.vma */
+	bool retain_walks;         /* keep cached walks across sfence.vma (needs traces) */
+	const char *trace_opts;    /* "code=pre,pt=post,..." (tr_cfg_set), NULL = defaults */
 };
 
 struct vm;
@@ -66,6 +72,7 @@ struct vm_hart {
 	uint64_t mtimecmp; /* under vm->lock */
 	uint32_t msip;     /* under vm->lock */
 	bool armed;        /* mtimecmp written since reset (QEMU: no MTIP before) */
+	unsigned timer_irq; /* CPU_IRQ_MTI, or CPU_IRQ_STI when the monitor plays SBI */
 };
 
 #include <pthread.h>
@@ -75,6 +82,8 @@ struct vm {
 	uint8_t *ram;              /* mmap'd, MAP_NORESERVE */
 	uint64_t ram_size;
 	struct elf_info elf;
+	struct virt *virt;         /* Linux machine (virt_int.h); NULL for ELF guests */
+	struct vm_trace *trace;    /* write traces (vm_trace.c); NULL with --no-trace */
 	uint64_t start_ns;         /* mtime 0 */
 	struct vm_hart harts[VM_MAX_HARTS];
 	pthread_t threads[VM_MAX_HARTS];
@@ -102,6 +111,16 @@ int vm_clint_read(struct vm *vm, uint64_t off, unsigned size, uint64_t *val);
 int vm_clint_write(struct vm *vm, uint64_t off, unsigned size, uint64_t val);
 int vm_timer_start(struct vm *vm);
 void vm_timer_stop(struct vm *vm);
+
+/* Write traces (vm_trace.c): create after loading, hart_cfg before each
+ * cpu_create (observer, write hooks, retain_walks), bind after it; destroy
+ * after the cpus; stats adds a "trace" member to a json_t object. */
+struct vm_trace;
+int vm_trace_create(struct vm *vm, char *err, size_t errlen);
+void vm_trace_hart_cfg(struct vm *vm, unsigned k, struct cpu_cfg *cc);
+int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t errlen);
+void vm_trace_stats(struct vm *vm, void *json_root);
+void vm_trace_destroy(struct vm *vm);
 
 /* Ends the VM with a guest exit code (first call wins). */
 void vm_finish(struct vm *vm, int code);

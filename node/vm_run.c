@@ -15,6 +15,7 @@
 
 #include "util/util.h"
 #include "node/vm_int.h"
+#include "node/virt_int.h"
 
 static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t el)
 {
@@ -58,11 +59,19 @@ static int load_guest(struct vm *vm, char *err, size_t el)
 	size_t len = 0;
 	char why[256];
 	int rc = read_file(vm->cfg.elf_path, &img, &len, why, sizeof(why));
-	if (rc == 0) {
+	if (rc == 0 && boot_is_image(img, len)) {
+		rc = virt_create(vm, img, len, err, el); /* names its files itself */
+		free(img);
+		return rc;
+	}
+	if (rc == 0 && (vm->cfg.initrd_path || vm->cfg.cmdline)) {
+		snprintf(why, sizeof(why), "--initrd/--append need a RISC-V Linux Image; this is not one");
+		rc = -EINVAL;
+	}
+	if (rc == 0)
 		rc = elf_load(img, len, vm->ram, VM_RAM_BASE, vm->ram_size, &vm->elf, why,
 			      sizeof(why));
-		free(img);
-	}
+	free(img);
 	if (rc < 0)
 		snprintf(err, el, "%s: %s", vm->cfg.elf_path, why);
 	return rc;
@@ -74,20 +83,29 @@ static int create_harts(struct vm *vm, char *err, size_t el)
 		struct vm_hart *h = &vm->harts[k];
 		struct cpu_cfg cc = {
 			.hart_id = (int)k,
-			.mem = &vm_mem_ops,
+			.mem = vm->virt ? &virt_mem_ops : &vm_mem_ops,
 			.mem_opaque = vm,
+			.sbi_call = vm->virt ? sbi_call : NULL,
+			.sbi_arg = h,
 			.reset_pc = vm->elf.entry,
 			.single_step = vm->cfg.single_step,
 			.time_offset = -(int64_t)(vm->start_ns / 100),
 		};
 		h->vm = vm;
 		h->id = (int)k;
+		h->timer_irq = vm->virt ? CPU_IRQ_STI : CPU_IRQ_MTI;
+		vm_trace_hart_cfg(vm, k, &cc);
 		int rc = cpu_create(&cc, &h->cpu);
 		if (rc < 0) {
 			snprintf(err, el, "hart %u: cannot create: %s", k, strerror(-rc));
 			return rc;
 		}
+		rc = vm_trace_bind(vm, k, h->cpu, err, el);
+		if (rc < 0)
+			return rc;
 		cpu_set_reg(h->cpu, 10, k); /* a0 = hartid, as QEMU -bios none */
+		if (vm->virt)
+			virt_hart_reset(vm, h);
 		if (vm->elf.tohost && cpu_set_write_trap(h->cpu, vm->elf.tohost & ~4095ull, true)) {
 			snprintf(err, el, "hart %u: out of memory", k);
 			return -ENOMEM;
@@ -125,6 +143,8 @@ int vm_create(const struct vm_cfg *cfg, struct vm **out, char *err, size_t el)
 	vm->start_ns = util_now_ns();
 	int rc = load_guest(vm, err, el);
 	if (rc == 0)
+		rc = vm_trace_create(vm, err, el);
+	if (rc == 0)
 		rc = create_harts(vm, err, el);
 	if (rc < 0) {
 		vm_destroy(vm);
@@ -153,7 +173,10 @@ static void *hart_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "hart%d", h->id);
 	util_log_set_thread(name);
-	cpu_run(h->cpu, 0);
+	if (h->vm->virt)
+		virt_hart_main(h); /* HSM: may wait for hart_start, may stop and restart */
+	else
+		cpu_run(h->cpu, 0);
 	return NULL;
 }
 
@@ -175,6 +198,7 @@ static void wait_done(struct vm *vm)
 			vm->exit_code = 124;
 		}
 	}
+	pthread_cond_broadcast(&vm->done_cond); /* harts waiting in HSM see done too */
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -233,6 +257,7 @@ char *vm_stats_json(struct vm *vm)
 	json_object_set_new(root, "seconds", json_real(secs));
 	json_object_set_new(root, "mips", json_real(secs > 0 ? (double)total / secs / 1e6 : 0));
 	json_object_set_new(root, "exit_code", json_integer(vm->exit_code));
+	vm_trace_stats(vm, root);
 	char *s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	return s;
@@ -244,6 +269,8 @@ void vm_destroy(struct vm *vm)
 		return;
 	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
 		cpu_destroy(vm->harts[k].cpu);
+	vm_trace_destroy(vm); /* after the cpus: their teardown drops traces */
+	virt_destroy(vm->virt);
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
 	pthread_mutex_destroy(&vm->lock);

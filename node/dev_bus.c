@@ -1,0 +1,84 @@
+/*
+ * The virt machine's bus (cpu_mem_ops): flat RAM at 0x80000000 and the
+ * MMIO devices of virt_int.h.  Device accesses take vm->lock (the CLINT
+ * takes it itself).  Runs on vCPU threads.
+ */
+#include <errno.h>
+
+#include "node/virt_int.h"
+
+static bool in(uint64_t gpa, uint64_t base, uint64_t size)
+{
+	return gpa >= base && gpa - base < size;
+}
+
+static int bus_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
+			struct cpu_page *out)
+{
+	struct vm *vm = opaque;
+	(void)hart;
+	(void)access;
+	if (in(gpa, VM_RAM_BASE, vm->ram_size)) {
+		out->host = vm->ram + ((gpa - VM_RAM_BASE) & ~4095ull);
+		out->perms = CPU_PERM_R | CPU_PERM_W | CPU_PERM_X;
+		out->mmio = false;
+		return 0;
+	}
+	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE) || in(gpa, VIRT_PLIC_BASE, VIRT_PLIC_SIZE) ||
+	    (gpa >> 12) == (VIRT_UART_BASE >> 12) || (gpa >> 12) == (VM_FINISHER_BASE >> 12)) {
+		out->host = NULL;
+		out->perms = CPU_PERM_R | CPU_PERM_W;
+		out->mmio = true;
+		return 0;
+	}
+	return -EFAULT;
+}
+
+static int bus_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct vm *vm = opaque;
+	int rc = 0;
+	(void)hart;
+	*val = 0;
+	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE))
+		return vm_clint_read(vm, gpa - VM_CLINT_BASE, size, val);
+	pthread_mutex_lock(&vm->lock);
+	if (in(gpa, VIRT_PLIC_BASE, VIRT_PLIC_SIZE))
+		rc = dev_plic_read(vm, gpa - VIRT_PLIC_BASE, size, val);
+	else if (in(gpa, VIRT_UART_BASE, VIRT_UART_SIZE))
+		rc = dev_uart_read(vm, gpa - VIRT_UART_BASE, size, val);
+	pthread_mutex_unlock(&vm->lock);
+	return rc;
+}
+
+static int bus_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct vm *vm = opaque;
+	int rc = 0;
+	(void)hart;
+	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE))
+		return vm_clint_write(vm, gpa - VM_CLINT_BASE, size, val);
+	if (gpa == VM_FINISHER_BASE && size >= 4) {
+		uint32_t v = (uint32_t)val;
+		if ((v & 0xffff) == 0x5555)
+			vm_finish(vm, 0);
+		else if ((v & 0xffff) == 0x3333)
+			vm_finish(vm, (int)(v >> 16));
+		else if ((v & 0xffff) == 0x7777)
+			vm_finish(vm, VIRT_EXIT_RESET);
+		return 0;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (in(gpa, VIRT_PLIC_BASE, VIRT_PLIC_SIZE))
+		rc = dev_plic_write(vm, gpa - VIRT_PLIC_BASE, size, val);
+	else if (in(gpa, VIRT_UART_BASE, VIRT_UART_SIZE))
+		rc = dev_uart_write(vm, gpa - VIRT_UART_BASE, size, val);
+	pthread_mutex_unlock(&vm->lock);
+	return rc;
+}
+
+const struct cpu_mem_ops virt_mem_ops = {
+	.page_get = bus_page_get,
+	.mmio_read = bus_read,
+	.mmio_write = bus_write,
+};
