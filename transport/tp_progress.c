@@ -285,7 +285,9 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 			tp_progress(tp);
 			continue;
 		}
-		if (polling && now < spin_until) {
+		/* Without a progress thread (tp_start not called yet) nobody
+		 * else would poll: keep polling until the deadline. */
+		if (polling && (now < spin_until || !tp->thread_started)) {
 			poll_as_caller(tp);
 			continue;
 		}

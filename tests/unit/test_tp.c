@@ -312,10 +312,16 @@ static void hostile_sizes_and_addresses(void **state)
 	assert_int_equal(tp_local_addr(P.tp[0], aaddr, &aalen), 0);
 	assert_int_equal(tp_peer_add(small, 1, aaddr, aalen, 0, 0), 0);
 	tp_stats(small, &s0);
-	/* 4 KiB into 1 KiB receive buffers: truncated, counted, dropped. */
+	/* 4 KiB into 1 KiB receive buffers: truncated, counted, dropped (as a
+	 * CQ error on tcp;ofi_rxm, as a short frame on providers that deliver
+	 * the truncated part). */
 	assert_int_equal(tp_send(P.tp[0], 5, 100, big, sizeof(big)), 0);
-	assert_true(wait_stat(small, offsetof(struct tp_stats, rx_errors), s0.rx_errors + 1, 3000));
-	tp_stats(small, &s1);
+	uint64_t deadline = util_now_ns() + 3000000000ull;
+	do {
+		tp_stats(small, &s1);
+	} while (s1.rx_errors + s1.rx_bad_frame == s0.rx_errors + s0.rx_bad_frame &&
+		 util_now_ns() < deadline);
+	assert_int_equal(s1.rx_errors + s1.rx_bad_frame, s0.rx_errors + s0.rx_bad_frame + 1);
 	assert_int_equal(s1.rx_msgs, s0.rx_msgs);
 	/* Still serving: a ping fits. */
 	assert_int_equal(tp_ping(P.tp[0], 5, 1000000000ull, NULL), 0);
