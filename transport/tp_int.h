@@ -155,7 +155,7 @@ struct tp {
 	_Atomic int sleepers;
 	_Atomic bool stopping;
 	pthread_t thread;
-	bool thread_started;
+	_Atomic bool thread_started;
 
 	/* Large sends registered on the fly, for cleanup at destroy. */
 	pthread_mutex_t big_lock;
