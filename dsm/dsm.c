@@ -1,0 +1,463 @@
+/*
+ * dsm: object life, per-node page state, the requester side of faults
+ * (coalescing, retransmission, waiting that keeps serving the caller's
+ * own revocations), host-side copies and statistics.
+ *
+ * Why the requester does not use tp_request for its fault: the answer (a
+ * grant) may take arbitrarily long — the home may be busy invalidating
+ * copies on nodes whose vCPUs are themselves waiting — and a vCPU must keep
+ * acknowledging revocations of other pages while it waits.  So the request
+ * is a fire-and-forget message, retransmitted every retx_ns until the page
+ * arrives; the home recognises duplicates by the directory state.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "dsm/dsm_int.h"
+
+int dsm_policy_parse(const char *s, enum dsm_home_policy *out)
+{
+	if (!s || !out)
+		return -EINVAL;
+	if (!strcmp(s, "interleave"))
+		*out = DSM_HOME_INTERLEAVE;
+	else if (!strcmp(s, "block"))
+		*out = DSM_HOME_BLOCK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int dsm_home_node(const struct dsm *d, uint64_t page)
+{
+	if (d->cfg.policy == DSM_HOME_BLOCK)
+		return d->nodes[(page / d->cfg.block_pages) % d->nnodes];
+	return d->nodes[page % d->nnodes];
+}
+
+uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page)
+{
+	if (d->cfg.policy == DSM_HOME_BLOCK) {
+		uint64_t run = d->cfg.block_pages;
+		return page / (run * d->nnodes) * run + page % run;
+	}
+	return page / d->nnodes;
+}
+
+bool dsm_is_member(const struct dsm *d, int node)
+{
+	for (unsigned i = 0; i < d->nnodes; i++)
+		if (d->nodes[i] == node)
+			return true;
+	return false;
+}
+
+static void *map_sparse(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+static int check_cfg(const struct dsm_cfg *c)
+{
+	if (!c->tp || !c->nodes || c->nnodes == 0 || c->nnodes > DSM_MAX_NODES || !c->ram ||
+	    c->ram_size == 0 || c->ram_size % DSM_PAGE_SIZE || c->ram_base % DSM_PAGE_SIZE) {
+		LOG_ERR(DSM_SUBSYS, "bad configuration (tp, nodes 1..%d, RAM page-aligned needed)",
+			DSM_MAX_NODES);
+		return -EINVAL;
+	}
+	bool self = false;
+	for (unsigned i = 0; i < c->nnodes; i++) {
+		if (c->nodes[i] < 0 || c->nodes[i] >= DSM_MAX_NODES) {
+			LOG_ERR(DSM_SUBSYS, "node id %d outside 0..%d", c->nodes[i],
+				DSM_MAX_NODES - 1);
+			return -EINVAL;
+		}
+		self |= c->nodes[i] == c->node_id;
+	}
+	if (!self) {
+		LOG_ERR(DSM_SUBSYS, "node %d is not among the %u members", c->node_id, c->nnodes);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
+{
+	struct dsm *d;
+	int rc;
+
+	if (!cfg || !out)
+		return -EINVAL;
+	if ((rc = check_cfg(cfg)))
+		return rc;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->cfg = *cfg;
+	d->nnodes = cfg->nnodes;
+	memcpy(d->nodes, cfg->nodes, cfg->nnodes * sizeof(int));
+	qsort(d->nodes, d->nnodes, sizeof(int), cmp_int);
+	for (unsigned i = 1; i < d->nnodes; i++)
+		if (d->nodes[i] == d->nodes[i - 1]) {
+			LOG_ERR(DSM_SUBSYS, "node id %d listed twice", d->nodes[i]);
+			free(d);
+			return -EINVAL;
+		}
+	d->ram = cfg->ram;
+	d->npages = cfg->ram_size / DSM_PAGE_SIZE;
+	if (!d->cfg.msg_timeout_ns)
+		d->cfg.msg_timeout_ns = 200000000ull;
+	if (!d->cfg.retx_ns)
+		d->cfg.retx_ns = 20000000ull;
+	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
+		d->cfg.block_pages = (d->npages + d->nnodes - 1) / d->nnodes;
+	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
+		d->cfg.block_pages = 1;
+
+	/* 5 bytes per page of local state, 24 per home page: all sparse. */
+	d->local_map_len = d->npages * (sizeof(uint8_t) + sizeof(uint32_t));
+	uint64_t slots = (d->npages / (d->cfg.block_pages * d->nnodes) + 1) * d->cfg.block_pages;
+	d->dir_map_len = slots * sizeof(struct dsm_dir);
+	uint8_t *lm = map_sparse(d->local_map_len);
+	d->dir = map_sparse(d->dir_map_len);
+	if (!lm || !d->dir) {
+		LOG_ERR(DSM_SUBSYS, "cannot map page state for %llu pages",
+			(unsigned long long)d->npages);
+		if (lm)
+			munmap(lm, d->local_map_len);
+		if (d->dir)
+			munmap(d->dir, d->dir_map_len);
+		free(d);
+		return -ENOMEM;
+	}
+	d->version = (_Atomic uint32_t *)lm;
+	d->state = (_Atomic uint8_t *)(lm + d->npages * sizeof(uint32_t));
+	pthread_rwlock_init(&d->host_users, NULL);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->fault_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	dsm_queue_init(&d->homeq);
+	dsm_queue_init(&d->agentq);
+	*out = d;
+	return 0;
+}
+
+int dsm_start(struct dsm *d)
+{
+	int rc;
+
+	if (!d || d->started)
+		return -EINVAL;
+	dsm_agent_set_handlers(d, true);
+	if ((rc = pthread_create(&d->home_thr, NULL, dsm_home_main, d)))
+		goto err;
+	if ((rc = pthread_create(&d->agent_thr, NULL, dsm_agent_main, d))) {
+		dsm_queue_stop(&d->homeq);
+		pthread_join(d->home_thr, NULL);
+		goto err;
+	}
+	d->started = true;
+	return 0;
+err:
+	dsm_agent_set_handlers(d, false);
+	return -rc;
+}
+
+void dsm_stop(struct dsm *d)
+{
+	if (!d)
+		return;
+	atomic_store(&d->stopping, true);
+	if (d->started)
+		dsm_agent_set_handlers(d, false);
+	dsm_queue_stop(&d->homeq);
+	dsm_queue_stop(&d->agentq);
+	if (d->started) {
+		pthread_join(d->home_thr, NULL);
+		pthread_join(d->agent_thr, NULL);
+		d->started = false;
+	}
+	dsm_wake(d);
+}
+
+void dsm_destroy(struct dsm *d)
+{
+	if (!d)
+		return;
+	dsm_stop(d);
+	dsm_queue_destroy(&d->homeq);
+	dsm_queue_destroy(&d->agentq);
+	munmap((void *)d->version, d->local_map_len);
+	munmap(d->dir, d->dir_map_len);
+	pthread_cond_destroy(&d->fault_cv);
+	pthread_mutex_destroy(&d->lock);
+	pthread_rwlock_destroy(&d->host_users);
+	free(d);
+}
+
+static int page_of(const struct dsm *d, uint64_t gpa, uint64_t *page)
+{
+	if (gpa < d->cfg.ram_base || gpa - d->cfg.ram_base >= d->cfg.ram_size)
+		return -EFAULT;
+	*page = (gpa - d->cfg.ram_base) >> DSM_PAGE_SHIFT;
+	return 0;
+}
+
+int dsm_home_of(const struct dsm *d, uint64_t gpa)
+{
+	uint64_t page;
+	return page_of(d, gpa, &page) ? -EFAULT : dsm_home_node(d, page);
+}
+
+static bool state_allows(uint8_t st, unsigned access)
+{
+	return (access & DSM_W) ? st == DSM_MODIFIED : st != DSM_INVALID;
+}
+
+int dsm_page_try(struct dsm *d, uint64_t gpa, unsigned access, void **host)
+{
+	uint64_t page;
+
+	if (page_of(d, gpa, &page))
+		return -EFAULT;
+	if (!state_allows(atomic_load_explicit(&d->state[page], memory_order_acquire), access))
+		return -EAGAIN;
+	if (host)
+		*host = d->ram + (gpa - d->cfg.ram_base);
+	return 0;
+}
+
+int dsm_page_state(struct dsm *d, uint64_t gpa, enum dsm_state *st, uint32_t *version)
+{
+	uint64_t page;
+
+	if (page_of(d, gpa, &page))
+		return -EFAULT;
+	pthread_mutex_lock(&d->lock);
+	if (st)
+		*st = atomic_load(&d->state[page]);
+	if (version)
+		*version = atomic_load(&d->version[page]);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void dsm_local_set(struct dsm *d, uint64_t page, uint8_t state, uint32_t version)
+{
+	pthread_mutex_lock(&d->lock);
+	atomic_store_explicit(&d->version[page], version, memory_order_relaxed);
+	atomic_store_explicit(&d->state[page], state, memory_order_release);
+	pthread_cond_broadcast(&d->fault_cv);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void dsm_wake(struct dsm *d)
+{
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_broadcast(&d->fault_cv);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Pending-fault table, d->lock held.  Returns the entry for page or a
+ * free one (want == 0), NULL when full. */
+static struct dsm_pending *pending_find(struct dsm *d, uint64_t page)
+{
+	struct dsm_pending *free_e = NULL;
+	for (unsigned i = 0; i < DSM_PENDING_MAX; i++) {
+		struct dsm_pending *e = &d->pending[i];
+		if (e->want && e->page == page)
+			return e;
+		if (!e->want && !free_e)
+			free_e = e;
+	}
+	return free_e;
+}
+
+static void wait_a_little(struct dsm *d)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts);
+}
+
+/* d->lock held: join or start the request for page; true = we must send. */
+static bool pending_join(struct dsm *d, uint64_t page, unsigned access, struct dsm_pending **out)
+{
+	struct dsm_pending *e;
+
+	while (!(e = pending_find(d, page)))
+		wait_a_little(d); /* table full: extremely rare, wait for a slot */
+	*out = e;
+	e->waiters++;
+	if (e->want && (e->want & DSM_W || !(access & DSM_W))) {
+		DSM_INC(d, coalesced);
+		return false;
+	}
+	e->page = page;
+	e->want = (access & DSM_W) ? DSM_W : DSM_R;
+	e->sent_ns = util_now_ns();
+	if (access & DSM_W)
+		DSM_INC(d, write_faults);
+	else
+		DSM_INC(d, read_faults);
+	return true;
+}
+
+int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_waiter *w)
+{
+	struct dsm_pending *e;
+	uint64_t page, t0 = util_now_ns();
+	int rc = 0;
+
+	if (!d || page_of(d, gpa, &page))
+		return -EFAULT;
+	if (state_allows(atomic_load(&d->state[page]), access))
+		return 0;
+	pthread_mutex_lock(&d->lock);
+	bool send = pending_join(d, page, access, &e);
+	for (;;) {
+		unsigned want = e->want;
+		if (send) {
+			pthread_mutex_unlock(&d->lock);
+			dsm_agent_send_req(d, page, want);
+			pthread_mutex_lock(&d->lock);
+			send = false;
+		}
+		if (state_allows(atomic_load(&d->state[page]), access))
+			break;
+		if (atomic_load(&d->stopping)) {
+			rc = -ECANCELED;
+			break;
+		}
+		if (w && w->idle) {
+			pthread_mutex_unlock(&d->lock);
+			w->idle(w->arg);
+			pthread_mutex_lock(&d->lock);
+			if (state_allows(atomic_load(&d->state[page]), access))
+				break;
+		}
+		wait_a_little(d);
+		uint64_t now = util_now_ns();
+		if (now - e->sent_ns >= d->cfg.retx_ns) {
+			/* lost request, or granted and taken away again meanwhile */
+			e->sent_ns = now;
+			if (access & DSM_W)
+				e->want = DSM_W;
+			DSM_INC(d, req_retx);
+			send = true;
+		}
+	}
+	if (--e->waiters == 0)
+		e->want = 0;
+	pthread_mutex_unlock(&d->lock);
+	DSM_ADD(d, fault_wait_ns, util_now_ns() - t0);
+	return rc;
+}
+
+static int host_copy(struct dsm *d, uint64_t gpa, void *buf, size_t len, bool write)
+{
+	while (len) {
+		size_t n = UTIL_MIN(len, DSM_PAGE_SIZE - (gpa & (DSM_PAGE_SIZE - 1)));
+		void *host;
+		int rc;
+
+		pthread_rwlock_rdlock(&d->host_users);
+		rc = dsm_page_try(d, gpa, write ? DSM_W : DSM_R, &host);
+		if (rc == 0) {
+			if (write)
+				memcpy(host, buf, n);
+			else
+				memcpy(buf, host, n);
+		}
+		pthread_rwlock_unlock(&d->host_users);
+		if (rc == -EAGAIN) {
+			if ((rc = dsm_fault(d, gpa, write ? DSM_W : DSM_R, NULL)))
+				return rc;
+			continue;
+		}
+		if (rc)
+			return rc;
+		gpa += n;
+		buf = (uint8_t *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int dsm_write(struct dsm *d, uint64_t gpa, const void *buf, size_t len)
+{
+	return d ? host_copy(d, gpa, (void *)buf, len, true) : -EINVAL;
+}
+
+int dsm_read(struct dsm *d, uint64_t gpa, void *buf, size_t len)
+{
+	return d ? host_copy(d, gpa, buf, len, false) : -EINVAL;
+}
+
+int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
+{
+	uint64_t page;
+	struct dsm_job *j;
+
+	if (!d || page_of(d, gpa, &page))
+		return -EFAULT;
+	if (!(j = calloc(1, sizeof(*j))))
+		return -ENOMEM;
+	j->kind = JOB_SUB_OUT;
+	j->src = d->cfg.node_id;
+	j->page = page;
+	j->flag = on;
+	dsm_queue_push(&d->agentq, j);
+	return 0;
+}
+
+#define DSM_STAT_FIELDS(X)                                                              \
+	X(read_faults) X(write_faults) X(coalesced) X(req_sent) X(req_retx)             \
+	X(fault_wait_ns) X(grants) X(grants_dup) X(bodies_rma) X(bodies_zero)           \
+	X(body_bytes) X(inv_recv) X(downgrade_recv) X(inv_stale) X(revoke_interrupts)   \
+	X(trace_notified) X(nosub_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
+	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
+	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)
+
+void dsm_stats(struct dsm *d, struct dsm_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+#define X(f) out->f = __atomic_load_n(&d->st.f, __ATOMIC_RELAXED);
+	DSM_STAT_FIELDS(X)
+#undef X
+}
+
+int dsm_stats_write_json(struct dsm *d, FILE *f)
+{
+	struct dsm_stats s;
+	const char *sep = "";
+
+	dsm_stats(d, &s);
+	fprintf(f, "{\"node\":%d,\"pages\":%llu,\"bytes_per_page_local\":5,"
+		   "\"bytes_per_home_page\":%zu,", d->cfg.node_id,
+		(unsigned long long)d->npages, sizeof(struct dsm_dir));
+#define X(fl)                                                                    \
+	fprintf(f, "%s\"" #fl "\":%llu", sep, (unsigned long long)s.fl);            \
+	sep = ",";
+	DSM_STAT_FIELDS(X)
+#undef X
+	return fprintf(f, "}") < 0 ? -EIO : 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * dsm: distributed shared memory for one VM whose vCPUs run on several
+ * nodes.  Guest RAM is coherent at 4 KiB page granularity: single writer /
+ * multiple readers, write-invalidate, Ivy's distributed manager with a home
+ * node per page (see docs/dsm.md for the protocol and its model in
+ * dsm/model/dsm.pml).
+ *
+ * Every node maps the whole guest RAM (sparse) and registers it with
+ * transport/ at offset 0 = guest-physical ram_base.  Per node and page the
+ * DSM keeps a state (Invalid / Shared / Modified) and the version of its
+ * copy: 5 bytes per guest page, lazily touched.  The home of a page keeps
+ * its directory entry (owner, copyset, subscriber-node set, version): 24
+ * bytes per page it is home of, also lazily touched.
+ *
+ * Objects and threads (one struct dsm per node):
+ * - vCPU threads (or any host thread) call dsm_page_try (lock-free) and, on
+ *   a miss, dsm_fault, which blocks until the page was granted.  While it
+ *   waits it calls the caller's idle callback at least every millisecond
+ *   (and whenever dsm_wake is called): that is where a vCPU serves the
+ *   invalidations posted to it, so a vCPU blocked on page A never holds up
+ *   the revocation of page B (no distributed deadlock).
+ * - The home worker thread serialises the directory transactions of the
+ *   pages this node is home of: it invalidates/downgrades copies and grants,
+ *   waiting with tp_request for each acknowledgement.
+ * - The agent worker thread executes what the homes ask of this node:
+ *   revocations (through ops->revoke, which waits for local vCPUs), grant
+ *   installation (pulling the body with tp_rma_read from the supplier) and
+ *   subscriber-set updates.  It never waits for a home, so homes never wait
+ *   in a cycle.
+ * - transport's progress thread runs the message handlers: they validate,
+ *   count and queue; they never block.
+ *
+ * Locking: d->lock guards the pending-fault table and the fault condvar;
+ * each worker queue has its own mutex; the home directory is touched only
+ * by the home worker (plus the atomic subscriber bitmap).  Page state and
+ * version bytes are written by the agent worker (or the home worker for
+ * local grants) under d->lock and read lock-free by vCPUs.  No DSM lock is
+ * held while an ops callback runs or while waiting on the network.
+ *
+ * Contract with the local users (node/vm_dsm.c, tests): the DSM changes a
+ * page's state FIRST and then calls ops->revoke; revoke returns only when
+ * no local user can still access the page with more than the new
+ * permissions through anything obtained before the state change.  Users
+ * therefore re-check the state (dsm_page_try) at a point revoke waits for.
+ *
+ * Errors: 0 or -errno.  -EFAULT address outside guest RAM, -ECANCELED the
+ * DSM is stopping, -EINVAL bad configuration (message logged).
+ */
+#ifndef SPANVM_DSM_H
+#define SPANVM_DSM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct dsm;
+struct tp;
+
+#define DSM_PAGE_SHIFT 12
+#define DSM_PAGE_SIZE (1ull << DSM_PAGE_SHIFT)
+#define DSM_MAX_NODES 64
+
+/* Access / permissions (same values as cpu/cpu.h CPU_PERM_R/W). */
+enum { DSM_R = 1, DSM_W = 2 };
+/* Page states. */
+enum dsm_state { DSM_INVALID = 0, DSM_SHARED = 1, DSM_MODIFIED = 2 };
+
+enum dsm_home_policy {
+	DSM_HOME_INTERLEAVE = 0, /* page p: nodes[p % nnodes] */
+	DSM_HOME_BLOCK = 1,      /* contiguous runs of block_pages per node */
+};
+
+struct dsm_local_ops {
+	/* Page gpa_page goes to `perms` (DSM_R: downgrade to Shared, 0: gone).
+	 * trace: the home counted this node as holding trace subscribers.
+	 * Must return once no local user may access the page with more than
+	 * perms; returns how many local users (vCPUs) it had to interrupt.
+	 * Runs on the agent worker (or home worker) thread, no DSM lock held. */
+	int (*revoke)(void *arg, uint64_t gpa_page, unsigned perms, bool trace);
+};
+
+struct dsm_cfg {
+	struct tp *tp;              /* started or not; dsm_start sets the handlers */
+	int node_id;
+	const int *nodes;           /* every member's id (this node included) */
+	unsigned nnodes;            /* 1..DSM_MAX_NODES; ids 0..DSM_MAX_NODES-1 */
+	void *ram;                  /* guest RAM as registered with tp (offset 0) */
+	uint64_t ram_base;          /* guest-physical address of ram[0] */
+	uint64_t ram_size;          /* bytes, multiple of DSM_PAGE_SIZE */
+	enum dsm_home_policy policy;
+	uint64_t block_pages;       /* DSM_HOME_BLOCK: pages per run (0 = ram/nnodes) */
+	const struct dsm_local_ops *ops; /* NULL: nothing local to revoke */
+	void *ops_arg;
+	uint64_t msg_timeout_ns;    /* per try of a home/agent request; 0 = 200 ms */
+	uint64_t retx_ns;           /* requester retransmission interval; 0 = 20 ms */
+};
+
+/* Parses "interleave" | "block".  0 or -EINVAL. */
+int dsm_policy_parse(const char *s, enum dsm_home_policy *out);
+
+int dsm_create(const struct dsm_cfg *cfg, struct dsm **out);
+/* Installs the message handlers and starts the two worker threads. */
+int dsm_start(struct dsm *d);
+/* Stops the workers and fails waiting faults with -ECANCELED; removes the
+ * handlers.  Call before tp_destroy. */
+void dsm_stop(struct dsm *d);
+void dsm_destroy(struct dsm *d);
+
+/* Home node of the page containing gpa (-EFAULT outside RAM). */
+int dsm_home_of(const struct dsm *d, uint64_t gpa);
+
+/* Lock-free: the page holding gpa is present here with `access`; *host
+ * (may be NULL) gets the host address of gpa.  0, -EAGAIN or -EFAULT. */
+int dsm_page_try(struct dsm *d, uint64_t gpa, unsigned access, void **host);
+
+/* Waits to be told something (a kick) or 1 ms; see dsm_fault. */
+struct dsm_waiter {
+	void (*idle)(void *arg); /* NULL: nothing to serve */
+	void *arg;
+};
+
+/*
+ * Obtains the page holding gpa with `access` (DSM_R or DSM_W): asks its
+ * home (once per page for all local faulting threads) and waits until it
+ * was granted.  On return the page WAS present; it may have been revoked
+ * again already, so callers loop on dsm_page_try.  0, -EFAULT, -ECANCELED.
+ */
+int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_waiter *w);
+/* Wakes every thread waiting in dsm_fault so it runs its idle callback. */
+void dsm_wake(struct dsm *d);
+
+/*
+ * Host-side copies through the coherence protocol (loader, devices, tests):
+ * each page is acquired (Modified for writes) and copied under ops-free
+ * re-checks.  Any thread that is not a vCPU.  0, -EFAULT or -ECANCELED.
+ */
+int dsm_write(struct dsm *d, uint64_t gpa, const void *buf, size_t len);
+int dsm_read(struct dsm *d, uint64_t gpa, void *buf, size_t len);
+
+/* Cross-node traces: the first local trace on the page was established
+ * (on) or the last one dropped (off).  Queued to the page's home; returns
+ * at once.  Any thread. */
+int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on);
+
+/* Local state of a page (tests, diagnostics). */
+int dsm_page_state(struct dsm *d, uint64_t gpa, enum dsm_state *st, uint32_t *version);
+
+struct dsm_stats {
+	/* requester side */
+	uint64_t read_faults, write_faults;   /* dsm_fault calls that had to ask */
+	uint64_t coalesced;                   /* faults that joined a pending request */
+	uint64_t req_sent, req_retx;
+	uint64_t fault_wait_ns;               /* total time in dsm_fault */
+	/* agent side */
+	uint64_t grants, grants_dup;          /* installed / recognised as duplicates */
+	uint64_t bodies_rma, bodies_zero, body_bytes;
+	uint64_t inv_recv, downgrade_recv, inv_stale; /* stale: version already newer */
+	uint64_t revoke_interrupts;           /* local users interrupted by revocations */
+	uint64_t trace_notified;              /* revocations flagged as trace events */
+	uint64_t nosub_interrupts;            /* users interrupted by an unflagged revocation */
+	uint64_t sub_sent;
+	/* home side */
+	uint64_t home_txns, home_skipped, home_dup_req;
+	uint64_t inv_sent, inv_trace_sent, inv_silent_sent, downgrade_sent;
+	uint64_t grant_sent, msg_retries;
+	uint64_t sub_updates;
+	/* bad input */
+	uint64_t rx_bad;                      /* undecodable or out-of-range messages dropped */
+};
+void dsm_stats(struct dsm *d, struct dsm_stats *out);
+/* One JSON object, no trailing newline.  0 or -EIO. */
+int dsm_stats_write_json(struct dsm *d, FILE *f);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * dsm node side: message handlers (progress thread: validate, count,
+ * queue), the agent worker (revocations, grant installation with the body
+ * pulled by RMA, subscriber-set updates) and the worker queues.
+ *
+ * Duplicates and stale messages: every invalidation and grant carries the
+ * version of the home transaction it belongs to; this node remembers the
+ * newest version it has seen per page and acknowledges, without acting,
+ * anything not newer.  Acknowledging again is what the sender of a
+ * retransmission needs, so all handlers are idempotent.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsm/dsm_int.h"
+
+/* ---- queues ---- */
+
+void dsm_queue_init(struct dsm_queue *q)
+{
+	memset(q, 0, sizeof(*q));
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+}
+
+void dsm_queue_destroy(struct dsm_queue *q)
+{
+	struct dsm_job *j = q->head;
+	while (j) {
+		struct dsm_job *n = j->next;
+		free(j);
+		j = n;
+	}
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+}
+
+void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	if (q->stop) {
+		pthread_mutex_unlock(&q->mu);
+		free(j);
+		return;
+	}
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
+{
+	struct dsm_job *j = NULL;
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop && !q->head)
+		pthread_cond_wait(&q->cv, &q->mu);
+	if (!q->stop) {
+		j = q->head;
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return j;
+}
+
+void dsm_queue_stop(struct dsm_queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	q->stop = true;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* ---- local actions ---- */
+
+static bool newer(uint32_t v, uint32_t than)
+{
+	return (int32_t)(v - than) > 0;
+}
+
+void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
+		      bool trace)
+{
+	uint8_t st, nst;
+
+	pthread_mutex_lock(&d->lock);
+	if (!newer(version, atomic_load(&d->version[page]))) {
+		pthread_mutex_unlock(&d->lock);
+		DSM_INC(d, inv_stale);
+		return;
+	}
+	st = atomic_load(&d->state[page]);
+	nst = downgrade ? (st == DSM_MODIFIED ? DSM_SHARED : st) : DSM_INVALID;
+	atomic_store(&d->version[page], version);
+	atomic_store_explicit(&d->state[page], nst, memory_order_release);
+	pthread_mutex_unlock(&d->lock);
+	if (downgrade)
+		DSM_INC(d, downgrade_recv);
+	else
+		DSM_INC(d, inv_recv);
+	if (trace)
+		DSM_INC(d, trace_notified);
+	if (st == nst)
+		return; /* nothing was accessible beyond the new state */
+	/* Host-side copies hold this shared around check + copy. */
+	pthread_rwlock_wrlock(&d->host_users);
+	pthread_rwlock_unlock(&d->host_users);
+	if (d->cfg.ops && d->cfg.ops->revoke) {
+		uint64_t gpa = d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
+		int n = d->cfg.ops->revoke(d->cfg.ops_arg, gpa, nst == DSM_SHARED ? DSM_R : 0,
+					   trace);
+		if (n > 0) {
+			DSM_ADD(d, revoke_interrupts, (uint64_t)n);
+			if (!trace)
+				DSM_ADD(d, nosub_interrupts, (uint64_t)n);
+		}
+	}
+}
+
+int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
+		      int supplier)
+{
+	uint64_t off = page << DSM_PAGE_SHIFT;
+	int rc;
+
+	if (!newer(version, atomic_load(&d->version[page]))) {
+		DSM_INC(d, grants_dup);
+		return 0;
+	}
+	/* The page is Invalid here (or Shared and kept), so nobody local reads
+	 * the bytes being replaced. */
+	if (supplier < 0) {
+		memset(d->ram + off, 0, DSM_PAGE_SIZE);
+		DSM_INC(d, bodies_zero);
+	} else if (supplier != d->cfg.node_id) {
+		for (;;) {
+			rc = tp_rma_read(d->cfg.tp, supplier, off, d->ram + off, DSM_PAGE_SIZE,
+					 d->cfg.msg_timeout_ns);
+			if (rc != -ETIMEDOUT)
+				break;
+			if (atomic_load(&d->stopping))
+				return -ECANCELED;
+			DSM_INC(d, msg_retries);
+		}
+		if (rc) {
+			LOG_ERR(DSM_SUBSYS, "page %llu: body from node %d: %s",
+				(unsigned long long)page, supplier, strerror(-rc));
+			return rc;
+		}
+		DSM_INC(d, bodies_rma);
+		DSM_ADD(d, body_bytes, DSM_PAGE_SIZE);
+	}
+	DSM_INC(d, grants);
+	dsm_local_set(d, page, (uint8_t)state, version);
+	return 0;
+}
+
+int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want)
+{
+	int home = dsm_home_node(d, page);
+	DsmReq m = DSM_REQ__INIT;
+	uint8_t buf[DSM_MSG_MAX];
+
+	DSM_INC(d, req_sent);
+	if (home == d->cfg.node_id) {
+		struct dsm_job *j = calloc(1, sizeof(*j));
+		if (!j)
+			return -ENOMEM; /* the requester retransmits */
+		j->kind = JOB_REQ;
+		j->src = d->cfg.node_id;
+		j->page = page;
+		j->want = want;
+		dsm_home_enqueue(d, j);
+		return 0;
+	}
+	m.page = page;
+	m.want = want;
+	m.version = atomic_load(&d->version[page]);
+	return tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&m, buf));
+}
+
+static void send_sub(struct dsm *d, uint64_t page, bool on)
+{
+	int home = dsm_home_node(d, page);
+	DsmSub m = DSM_SUB__INIT;
+	uint8_t buf[DSM_MSG_MAX], reply[DSM_MSG_MAX];
+
+	DSM_INC(d, sub_sent);
+	if (home == d->cfg.node_id) {
+		struct dsm_dir *e = &d->dir[dsm_dir_slot(d, page)];
+		uint64_t bit = 1ull << d->cfg.node_id;
+		if (on)
+			atomic_fetch_or(&e->subs, bit);
+		else
+			atomic_fetch_and(&e->subs, ~bit);
+		DSM_INC(d, sub_updates);
+		return;
+	}
+	m.page = page;
+	m.on = on;
+	size_t n = dsm_sub__pack(&m, buf);
+	while (!atomic_load(&d->stopping)) {
+		size_t rlen = sizeof(reply);
+		int rc = tp_request(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_SUB, buf, n, reply, &rlen,
+				    d->cfg.msg_timeout_ns, 0);
+		if (rc != -ETIMEDOUT)
+			return;
+		DSM_INC(d, msg_retries);
+	}
+}
+
+static void reply_ack(struct dsm *d, const struct tp_msg *to, uint64_t page, uint32_t version)
+{
+	DsmAck a = DSM_ACK__INIT;
+	uint8_t buf[DSM_MSG_MAX];
+
+	a.page = page;
+	a.version = version;
+	tp_reply(d->cfg.tp, to, DSM_MSG_TYPE__DSM_MSG_ACK, buf, dsm_ack__pack(&a, buf));
+}
+
+void *dsm_agent_main(void *arg)
+{
+	struct dsm *d = arg;
+	struct dsm_job *j;
+
+	util_log_set_thread("dsm-agent");
+	while ((j = dsm_queue_pop(&d->agentq))) {
+		switch (j->kind) {
+		case JOB_INV:
+			dsm_agent_revoke(d, j->page, j->version, j->flag, j->trace);
+			reply_ack(d, &j->reply_to, j->page, j->version);
+			break;
+		case JOB_GRANT:
+			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier) == 0)
+				reply_ack(d, &j->reply_to, j->page, j->version);
+			break;
+		case JOB_SUB_OUT:
+			send_sub(d, j->page, j->flag);
+			break;
+		default:
+			break;
+		}
+		free(j);
+	}
+	return NULL;
+}
+
+/* ---- handlers (progress thread) ---- */
+
+static bool bad(struct dsm *d, const struct tp_msg *m, const char *why)
+{
+	DSM_INC(d, rx_bad);
+	LOG_WARN(DSM_SUBSYS, "dropped message type %u from node %d: %s", m->type, m->src, why);
+	return false;
+}
+
+static bool page_ok(struct dsm *d, const struct tp_msg *m, uint64_t page, bool must_be_home)
+{
+	if (!dsm_is_member(d, m->src))
+		return bad(d, m, "sender is not a member of this VM");
+	if (page >= d->npages)
+		return bad(d, m, "page outside guest RAM");
+	if (must_be_home && dsm_home_node(d, page) != d->cfg.node_id)
+		return bad(d, m, "this node is not the page's home");
+	return true;
+}
+
+static struct dsm_job *job_new(struct dsm *d, const struct tp_msg *m, enum dsm_job_kind k,
+			       uint64_t page)
+{
+	struct dsm_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL; /* the sender retransmits */
+	j->kind = k;
+	j->src = m->src;
+	j->page = page;
+	j->reply_to = *m;
+	j->reply_to.payload = NULL;
+	j->reply_to.len = 0;
+	j->remote = true;
+	return j;
+}
+
+static void on_req(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmReq *r = dsm_req__unpack(NULL, m->len, m->payload);
+	struct dsm_job *j;
+
+	if (!r) {
+		bad(d, m, "undecodable request");
+		return;
+	}
+	if (r->want != DSM_R && r->want != DSM_W)
+		bad(d, m, "request for neither read nor write");
+	else if (page_ok(d, m, r->page, true) && (j = job_new(d, m, JOB_REQ, r->page))) {
+		j->want = r->want;
+		dsm_home_enqueue(d, j);
+	}
+	dsm_req__free_unpacked(r, NULL);
+}
+
+static void on_inv(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmInv *r = dsm_inv__unpack(NULL, m->len, m->payload);
+	struct dsm_job *j;
+
+	if (!r) {
+		bad(d, m, "undecodable invalidation");
+		return;
+	}
+	if (page_ok(d, m, r->page, false)) {
+		if (dsm_home_node(d, r->page) != m->src)
+			bad(d, m, "invalidation not from the page's home");
+		else if ((j = job_new(d, m, JOB_INV, r->page))) {
+			j->version = r->version;
+			j->flag = r->downgrade;
+			j->trace = r->trace;
+			dsm_queue_push(&d->agentq, j);
+		}
+	}
+	dsm_inv__free_unpacked(r, NULL);
+}
+
+static void on_grant(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmGrant *r = dsm_grant__unpack(NULL, m->len, m->payload);
+	struct dsm_job *j;
+
+	if (!r) {
+		bad(d, m, "undecodable grant");
+		return;
+	}
+	if (page_ok(d, m, r->page, false)) {
+		if (dsm_home_node(d, r->page) != m->src)
+			bad(d, m, "grant not from the page's home");
+		else if (r->state != DSM_SHARED && r->state != DSM_MODIFIED)
+			bad(d, m, "grant of an unknown state");
+		else if (r->supplier != -1 && !dsm_is_member(d, r->supplier))
+			bad(d, m, "grant names a supplier that is not a member");
+		else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
+			j->version = r->version;
+			j->want = r->state;
+			j->supplier = r->supplier;
+			dsm_queue_push(&d->agentq, j);
+		}
+	}
+	dsm_grant__free_unpacked(r, NULL);
+}
+
+static void on_sub(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmSub *r = dsm_sub__unpack(NULL, m->len, m->payload);
+
+	if (!r) {
+		bad(d, m, "undecodable subscriber update");
+		return;
+	}
+	if (page_ok(d, m, r->page, true)) {
+		struct dsm_dir *e = &d->dir[dsm_dir_slot(d, r->page)];
+		uint64_t bit = 1ull << m->src;
+		/* Idempotent: setting or clearing a bit twice is harmless. */
+		if (r->on)
+			atomic_fetch_or(&e->subs, bit);
+		else
+			atomic_fetch_and(&e->subs, ~bit);
+		DSM_INC(d, sub_updates);
+		reply_ack(d, m, r->page, 0);
+	}
+	dsm_sub__free_unpacked(r, NULL);
+}
+
+void dsm_agent_set_handlers(struct dsm *d, bool on)
+{
+	struct tp *tp = d->cfg.tp;
+	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_REQ, on ? on_req : NULL, d);
+	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_INV, on ? on_inv : NULL, d);
+	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_GRANT, on ? on_grant : NULL, d);
+	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_SUB, on ? on_sub : NULL, d);
+}

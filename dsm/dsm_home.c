@@ -1,0 +1,208 @@
+/*
+ * dsm home side: the directory of the pages this node is home of and the
+ * home worker that runs their transactions one at a time.
+ *
+ * A transaction (one request for one page) is: decide from the directory
+ * whether it is already satisfied (a duplicate or stale request: skipped,
+ * which is what makes fire-and-forget requests idempotent), invalidate or
+ * downgrade the other copies and wait for each acknowledgement, grant the
+ * requester and wait for its acknowledgement (sent after it installed the
+ * page, body included), then update the directory.  Because the home holds
+ * the page until the grant is acknowledged, no other transaction on the
+ * page can overlap it: the supplier's RAM cannot change while the requester
+ * pulls the body, and an invalidation can never overtake the grant it
+ * follows.  Every message the home waits for carries the new version, so
+ * retransmitted and duplicated messages are recognised at the receiver.
+ *
+ * Only the home worker thread touches dir[] (except the atomic subs set,
+ * which the SUB handler updates on the progress thread).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsm/dsm_int.h"
+
+void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
+{
+	struct dsm_queue *q = &d->homeq;
+
+	pthread_mutex_lock(&q->mu);
+	for (struct dsm_job *o = q->head; o; o = o->next) {
+		if (o->kind == JOB_REQ && o->src == j->src && o->page == j->page &&
+		    o->want >= j->want) {
+			pthread_mutex_unlock(&q->mu);
+			DSM_INC(d, home_dup_req);
+			free(j);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	dsm_queue_push(q, j);
+}
+
+/* Sends a request and waits for its acknowledgement, retrying while the
+ * peer is merely slow or unreachable (a partition stalls, never corrupts). */
+static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, size_t len,
+		     uint64_t page, uint32_t version)
+{
+	for (;;) {
+		uint8_t reply[DSM_MSG_MAX];
+		size_t rlen = sizeof(reply);
+		uint32_t rtype = 0;
+		int rc = tp_request_ex(d->cfg.tp, dst, type, buf, len, &rtype, reply, &rlen,
+				       d->cfg.msg_timeout_ns, 0);
+		if (rc == 0) {
+			DsmAck *a = dsm_ack__unpack(NULL, rlen, reply);
+			bool ok = a && rtype == DSM_MSG_TYPE__DSM_MSG_ACK && a->page == page &&
+				  a->version == version;
+			if (a)
+				dsm_ack__free_unpacked(a, NULL);
+			if (ok)
+				return 0;
+			DSM_INC(d, rx_bad);
+			LOG_WARN(DSM_SUBSYS, "bad acknowledgement from node %d for page %llu v%u",
+				 dst, (unsigned long long)page, version);
+		} else if (rc != -ETIMEDOUT) {
+			return rc;
+		}
+		if (atomic_load(&d->stopping))
+			return -ECANCELED;
+		DSM_INC(d, msg_retries);
+	}
+}
+
+static int send_inv(struct dsm *d, int node, uint64_t page, uint32_t v, bool downgrade,
+		    bool trace)
+{
+	DsmInv m = DSM_INV__INIT;
+	uint8_t buf[DSM_MSG_MAX];
+
+	if (downgrade)
+		DSM_INC(d, downgrade_sent);
+	else
+		DSM_INC(d, inv_sent);
+	if (trace)
+		DSM_INC(d, inv_trace_sent);
+	else
+		DSM_INC(d, inv_silent_sent);
+	if (node == d->cfg.node_id) {
+		dsm_agent_revoke(d, page, v, downgrade, trace);
+		return 0;
+	}
+	m.page = page;
+	m.version = v;
+	m.downgrade = downgrade;
+	m.trace = trace;
+	size_t n = dsm_inv__pack(&m, buf);
+	return home_call(d, node, DSM_MSG_TYPE__DSM_MSG_INV, buf, n, page, v);
+}
+
+static int send_grant(struct dsm *d, int node, uint64_t page, uint32_t v, uint32_t state,
+		      int supplier)
+{
+	DsmGrant m = DSM_GRANT__INIT;
+	uint8_t buf[DSM_MSG_MAX];
+
+	DSM_INC(d, grant_sent);
+	if (node == d->cfg.node_id)
+		return dsm_agent_install(d, page, v, state, supplier);
+	m.page = page;
+	m.version = v;
+	m.state = state;
+	m.supplier = supplier;
+	size_t n = dsm_grant__pack(&m, buf);
+	return home_call(d, node, DSM_MSG_TYPE__DSM_MSG_GRANT, buf, n, page, v);
+}
+
+static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, uint32_t v)
+{
+	int owner = e->owner ? e->owner - 1 : -1;
+	uint64_t subs = atomic_load(&e->subs);
+	int rc;
+
+	if (owner >= 0 && e->excl && owner != src) {
+		rc = send_inv(d, owner, page, v, true, subs >> owner & 1);
+		if (rc) {
+			LOG_ERR(DSM_SUBSYS, "page %llu: downgrade at node %d failed: %s",
+				(unsigned long long)page, owner, strerror(-rc));
+			return;
+		}
+	}
+	e->excl = 0;
+	rc = send_grant(d, src, page, v, DSM_SHARED, owner);
+	e->version = v;
+	if (rc) {
+		LOG_ERR(DSM_SUBSYS, "page %llu: grant to node %d failed: %s",
+			(unsigned long long)page, src, strerror(-rc));
+		return;
+	}
+	e->copyset |= 1ull << src;
+	if (owner < 0)
+		e->owner = (uint8_t)(src + 1);
+}
+
+static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, uint32_t v)
+{
+	int owner = e->owner ? e->owner - 1 : -1;
+	uint64_t subs = atomic_load(&e->subs), bit = 1ull << src;
+	bool has = e->copyset & bit;
+	int rc;
+
+	for (int n = 0; n < DSM_MAX_NODES; n++) {
+		if (!(e->copyset >> n & 1) || n == src)
+			continue;
+		rc = send_inv(d, n, page, v, false, subs >> n & 1);
+		if (rc)
+			LOG_ERR(DSM_SUBSYS, "page %llu: invalidation at node %d failed: %s",
+				(unsigned long long)page, n, strerror(-rc));
+		e->copyset &= ~(1ull << n);
+	}
+	e->excl = 0;
+	e->version = v;
+	rc = send_grant(d, src, page, v, DSM_MODIFIED, has ? src : owner);
+	if (rc) {
+		/* The old owner's RAM still holds the latest data: keep it as
+		 * supplier so the page is not lost with the requester. */
+		LOG_ERR(DSM_SUBSYS, "page %llu: grant to node %d failed: %s",
+			(unsigned long long)page, src, strerror(-rc));
+		e->copyset &= ~bit;
+		return;
+	}
+	e->copyset = bit;
+	e->owner = (uint8_t)(src + 1);
+	e->excl = 1;
+}
+
+static void home_txn(struct dsm *d, const struct dsm_job *j)
+{
+	struct dsm_dir *e = &d->dir[dsm_dir_slot(d, j->page)];
+	uint64_t bit = 1ull << j->src;
+	int owner = e->owner ? e->owner - 1 : -1;
+
+	/* Already satisfied: a retransmission or a stale duplicate. */
+	if ((j->want == DSM_R && (e->copyset & bit)) ||
+	    (j->want == DSM_W && owner == j->src && e->excl)) {
+		DSM_INC(d, home_skipped);
+		return;
+	}
+	DSM_INC(d, home_txns);
+	if (j->want == DSM_W)
+		txn_write(d, e, j->page, j->src, e->version + 1);
+	else
+		txn_read(d, e, j->page, j->src, e->version + 1);
+}
+
+void *dsm_home_main(void *arg)
+{
+	struct dsm *d = arg;
+	struct dsm_job *j;
+
+	util_log_set_thread("dsm-home");
+	while ((j = dsm_queue_pop(&d->homeq))) {
+		if (j->kind == JOB_REQ)
+			home_txn(d, j);
+		free(j);
+	}
+	return NULL;
+}

@@ -1,0 +1,125 @@
+/* dsm internals shared by dsm.c, dsm_home.c, dsm_agent.c (see dsm.h). */
+#ifndef SPANVM_DSM_INT_H
+#define SPANVM_DSM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "dsm/dsm.h"
+#include "proto/dsm.pb-c.h"
+#include "transport/tp.h"
+#include "util/util.h"
+
+#define DSM_SUBSYS "dsm"
+#define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
+
+/* Directory entry at the home: 24 bytes. */
+struct dsm_dir {
+	uint64_t copyset;          /* nodes holding a valid copy (bit = node id) */
+	_Atomic uint64_t subs;     /* nodes with trace subscribers on the page */
+	uint32_t version;          /* bumped by every grant */
+	uint8_t owner;             /* node id + 1 of the supplier (last writer); 0 = none
+				    * (the mapping starts zero-filled: a zero page) */
+	uint8_t excl;              /* owner holds it Modified */
+	uint8_t pad[2];
+};
+
+/* A queued unit of work for a worker thread. */
+enum dsm_job_kind { JOB_REQ, JOB_INV, JOB_GRANT, JOB_SUB_OUT, JOB_SUB_IN };
+struct dsm_job {
+	struct dsm_job *next;
+	enum dsm_job_kind kind;
+	int src;                   /* requesting / sending node */
+	uint64_t page;
+	uint32_t want;             /* REQ: DSM_R/DSM_W; GRANT: state */
+	uint32_t version;
+	int supplier;              /* GRANT */
+	bool flag;                 /* INV: downgrade; SUB: on */
+	bool trace;                /* INV */
+	struct tp_msg reply_to;    /* remote INV/GRANT/SUB: what to tp_reply to */
+	bool remote;
+};
+
+struct dsm_queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct dsm_job *head, *tail;
+	bool stop;
+};
+
+struct dsm_pending {
+	uint64_t page;             /* valid when want != 0 */
+	unsigned want;
+	unsigned waiters;
+	uint64_t sent_ns;
+};
+
+struct dsm {
+	struct dsm_cfg cfg;
+	int nodes[DSM_MAX_NODES];
+	unsigned nnodes;
+	uint8_t *ram;
+	uint64_t npages;
+
+	/* per page, this node: written under lock by the workers, read lock-free */
+	_Atomic uint8_t *state;
+	_Atomic uint32_t *version;
+	size_t local_map_len;
+
+	/* home directory: slot = home-local index of a page */
+	struct dsm_dir *dir;
+	size_t dir_map_len;
+
+	/* dsm_read/dsm_write hold it shared around check + copy; revocations
+	 * take it exclusively after changing the state (host-side users). */
+	pthread_rwlock_t host_users;
+	pthread_mutex_t lock;      /* pending table, fault condvar */
+	pthread_cond_t fault_cv;
+	struct dsm_pending pending[DSM_PENDING_MAX];
+
+	struct dsm_queue homeq, agentq;
+	pthread_t home_thr, agent_thr;
+	bool started;
+	_Atomic bool stopping;
+
+	struct dsm_stats st;       /* relaxed atomic increments (DSM_INC) */
+};
+
+#define DSM_INC(d, f) __atomic_fetch_add(&(d)->st.f, 1, __ATOMIC_RELAXED)
+#define DSM_ADD(d, f, v) __atomic_fetch_add(&(d)->st.f, (v), __ATOMIC_RELAXED)
+
+/* dsm.c */
+int dsm_home_node(const struct dsm *d, uint64_t page);
+uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page);
+bool dsm_is_member(const struct dsm *d, int node);
+/* Sets state/version of a page under d->lock and wakes waiters. */
+void dsm_local_set(struct dsm *d, uint64_t page, uint8_t state, uint32_t version);
+
+/* queues (dsm_agent.c) */
+void dsm_queue_init(struct dsm_queue *q);
+void dsm_queue_destroy(struct dsm_queue *q);
+void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j);
+/* NULL once stopped. */
+struct dsm_job *dsm_queue_pop(struct dsm_queue *q);
+void dsm_queue_stop(struct dsm_queue *q);
+
+/* dsm_agent.c: the node side */
+void *dsm_agent_main(void *arg);
+void dsm_agent_set_handlers(struct dsm *d, bool on);
+/* Executes an invalidation / grant for this node (agent or home worker). */
+void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
+		      bool trace);
+int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
+		      int supplier);
+/* Sends a REQ to the page's home (or queues it locally). */
+int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want);
+
+/* dsm_home.c: the home side */
+void *dsm_home_main(void *arg);
+/* Queues a request at this node's home worker (dedupes queued duplicates). */
+void dsm_home_enqueue(struct dsm *d, struct dsm_job *j);
+
+/* Packing helpers: n = packed size or -EMSGSIZE. */
+#define DSM_MSG_MAX 64
+
+#endif

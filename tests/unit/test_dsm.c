@@ -1,0 +1,534 @@
+/*
+ * dsm/: the coherence protocol with three dsm instances in one process,
+ * each on its own real transport endpoint (tcp;ofi_rxm on 127.0.0.1) and
+ * its own registered "guest RAM".  Threads on different nodes increment
+ * shared counters (single writer: no update lost), pass messages, read
+ * what another node wrote; the same under dropped, duplicated, reordered
+ * and delayed messages; concurrent faults coalesce; trace subscriber sets
+ * decide who is told; bad messages are dropped and counted; a 64 GiB VM's
+ * state is sparse.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "dsm/dsm.h"
+#include "proto/dsm.pb-c.h"
+#include "transport/tp.h"
+#include "util/util.h"
+
+#define NN 3
+#define NPAGES 64
+#define RAM (NPAGES * DSM_PAGE_SIZE)
+#define BASE 0x80000000ull
+
+struct tnode {
+	int id;
+	struct tp *tp;
+	struct dsm *dsm;
+	uint8_t *ram;
+	pthread_rwlock_t users;  /* the "vCPUs" hold it shared around check + access */
+	_Atomic int revokes, revokes_trace;
+	_Atomic int subs[NPAGES]; /* local "subscribers" per page */
+};
+
+static struct tnode N[NN];
+
+/* Revocation as the node glue does it: the state already changed, so once
+ * every user left its check + access section nobody uses the old state. */
+static int t_revoke(void *arg, uint64_t gpa, unsigned perms, bool trace)
+{
+	struct tnode *n = arg;
+	uint64_t page = (gpa - BASE) / DSM_PAGE_SIZE;
+
+	pthread_rwlock_wrlock(&n->users);
+	pthread_rwlock_unlock(&n->users);
+	atomic_fetch_add(&n->revokes, 1);
+	if (trace)
+		atomic_fetch_add(&n->revokes_trace, 1);
+	return atomic_load(&n->subs[page]);
+}
+
+static const struct dsm_local_ops t_ops = {.revoke = t_revoke};
+
+static int cluster_open(void **state)
+{
+	char addr[NN][TP_ADDR_MAX];
+	size_t alen[NN];
+	uint64_t key[NN], base[NN];
+	int ids[NN];
+
+	for (int i = 0; i < NN; i++) {
+		struct tp_cfg c = {.node_id = i, .bind_addr = "127.0.0.1"};
+		N[i].id = ids[i] = i;
+		pthread_rwlock_init(&N[i].users, NULL);
+		if (tp_create(&c, &N[i].tp))
+			return -1;
+		N[i].ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		alen[i] = sizeof(addr[i]);
+		if (N[i].ram == MAP_FAILED || tp_local_addr(N[i].tp, addr[i], &alen[i]) ||
+		    tp_mr_register(N[i].tp, N[i].ram, RAM, &key[i], &base[i]))
+			return -1;
+		memset(N[i].ram, 0xee, RAM); /* stale garbage: zero pages must be zeroed */
+	}
+	for (int i = 0; i < NN; i++) {
+		for (int j = 0; j < NN; j++)
+			if (j != i && tp_peer_add(N[i].tp, j, addr[j], alen[j], key[j], base[j]))
+				return -1;
+		struct dsm_cfg dc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
+				     .ram = N[i].ram, .ram_base = BASE, .ram_size = RAM,
+				     .ops = &t_ops, .ops_arg = &N[i],
+				     .msg_timeout_ns = 50000000ull, .retx_ns = 20000000ull};
+		if (dsm_create(&dc, &N[i].dsm) || dsm_start(N[i].dsm) || tp_start(N[i].tp))
+			return -1;
+	}
+	return 0;
+}
+
+static int cluster_close(void **state)
+{
+	for (int i = 0; i < NN; i++)
+		dsm_stop(N[i].dsm);
+	for (int i = 0; i < NN; i++) {
+		dsm_destroy(N[i].dsm);
+		tp_destroy(N[i].tp);
+		munmap(N[i].ram, RAM);
+		pthread_rwlock_destroy(&N[i].users);
+	}
+	return 0;
+}
+
+static void faults_all(const struct tp_fault *f)
+{
+	for (int i = 0; i < NN; i++)
+		for (int j = 0; j < NN; j++)
+			if (i != j)
+				assert_int_equal(tp_fault_set(N[i].tp, j, f), 0);
+}
+
+static uint64_t gpa_of(int page, int off)
+{
+	return BASE + (uint64_t)page * DSM_PAGE_SIZE + (uint64_t)off;
+}
+
+/* An AMO as a vCPU does it: needs the page Modified. */
+static void t_add(struct tnode *n, uint64_t gpa, uint64_t v)
+{
+	for (;;) {
+		void *h;
+		pthread_rwlock_rdlock(&n->users);
+		if (dsm_page_try(n->dsm, gpa, DSM_W, &h) == 0) {
+			/* a plain read-modify-write: only the single writer makes it exact
+			 * across nodes; atomic only among this node's own threads */
+			__atomic_fetch_add((uint64_t *)h, v, __ATOMIC_RELAXED);
+			pthread_rwlock_unlock(&n->users);
+			return;
+		}
+		pthread_rwlock_unlock(&n->users);
+		assert_int_equal(dsm_fault(n->dsm, gpa, DSM_W, NULL), 0);
+	}
+}
+
+static uint64_t t_load(struct tnode *n, uint64_t gpa)
+{
+	uint64_t v = 0;
+	assert_int_equal(dsm_read(n->dsm, gpa, &v, sizeof(v)), 0);
+	return v;
+}
+
+static void bad_config(void **state)
+{
+	int ids[2] = {0, 1}, dup[2] = {1, 1};
+	struct dsm *d;
+	struct dsm_cfg c = {.tp = N[0].tp, .node_id = 5, .nodes = ids, .nnodes = 2,
+			    .ram = N[0].ram, .ram_base = BASE, .ram_size = RAM};
+
+	assert_int_equal(dsm_create(&c, &d), -EINVAL); /* not a member */
+	c.node_id = 1;
+	c.ram_size = RAM - 1;
+	assert_int_equal(dsm_create(&c, &d), -EINVAL); /* not page-aligned */
+	c.ram_size = RAM;
+	c.nodes = dup;
+	assert_int_equal(dsm_create(&c, &d), -EINVAL); /* listed twice */
+	c.nodes = ids;
+	c.nnodes = 0;
+	assert_int_equal(dsm_create(&c, &d), -EINVAL);
+	enum dsm_home_policy p;
+	assert_int_equal(dsm_policy_parse("block", &p), 0);
+	assert_int_equal(p, DSM_HOME_BLOCK);
+	assert_int_equal(dsm_policy_parse("striped", &p), -EINVAL);
+	assert_int_equal(dsm_home_of(N[0].dsm, BASE - 1), -EFAULT);
+	assert_int_equal(dsm_home_of(N[0].dsm, BASE + RAM), -EFAULT);
+}
+
+static void home_policies(void **state)
+{
+	int ids[NN] = {2, 0, 1};
+	struct dsm *d;
+	struct dsm_cfg c = {.tp = N[0].tp, .node_id = 0, .nodes = ids, .nnodes = NN,
+			    .ram = N[0].ram, .ram_base = BASE, .ram_size = RAM,
+			    .policy = DSM_HOME_BLOCK, .block_pages = 4};
+
+	for (int p = 0; p < 8; p++)
+		assert_int_equal(dsm_home_of(N[1].dsm, gpa_of(p, 100)), p % NN);
+	assert_int_equal(dsm_create(&c, &d), 0);
+	for (int p = 0; p < 24; p++)
+		assert_int_equal(dsm_home_of(d, gpa_of(p, 0)), (p / 4) % NN);
+	dsm_destroy(d);
+}
+
+/* Zero page on first touch; a write on one node read on the others; the
+ * writer is downgraded, a later writer invalidates both copies. */
+static void read_write_states(void **state)
+{
+	enum dsm_state st;
+	uint32_t v1, v2;
+	uint64_t g = gpa_of(1, 8);
+	char buf[64];
+
+	assert_int_equal(t_load(&N[2], g), 0); /* garbage in RAM, zero page granted */
+	assert_int_equal(dsm_write(N[0].dsm, g, "hello, dsm", 11), 0);
+	assert_int_equal(dsm_page_state(N[2].dsm, g, &st, NULL), 0);
+	assert_int_equal(st, DSM_INVALID);
+	assert_int_equal(dsm_read(N[2].dsm, g, buf, 11), 0);
+	assert_string_equal(buf, "hello, dsm");
+	assert_int_equal(dsm_page_state(N[0].dsm, g, &st, &v1), 0);
+	assert_int_equal(st, DSM_SHARED);
+	assert_int_equal(dsm_page_state(N[2].dsm, g, &st, &v2), 0);
+	assert_int_equal(st, DSM_SHARED);
+	assert_true(v2 >= v1); /* the downgrade and the grant share a transaction */
+	assert_int_equal(dsm_write(N[1].dsm, g, "HELLO", 5), 0);
+	for (int i = 0; i < NN; i++) {
+		assert_int_equal(dsm_page_state(N[i].dsm, g, &st, NULL), 0);
+		assert_int_equal(st, i == 1 ? DSM_MODIFIED : DSM_INVALID);
+	}
+	assert_int_equal(dsm_read(N[0].dsm, g, buf, 11), 0);
+	assert_string_equal(buf, "HELLO, dsm");
+	/* A write across a page boundary touches two pages with two homes. */
+	uint64_t edge = gpa_of(3, DSM_PAGE_SIZE - 4);
+	assert_int_equal(dsm_write(N[2].dsm, edge, "ABCDEFGH", 8), 0);
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(dsm_read(N[0].dsm, edge, buf, 8), 0);
+	assert_memory_equal(buf, "ABCDEFGH", 8);
+	assert_int_equal(dsm_read(N[0].dsm, BASE + RAM - 4, buf, 8), -EFAULT);
+}
+
+struct worker {
+	struct tnode *n;
+	int iters;
+	pthread_barrier_t *bar;
+};
+
+/* Page 10: two counters (false sharing in one page); page 11: a third. */
+static void *inc_worker(void *arg)
+{
+	struct worker *w = arg;
+	pthread_barrier_wait(w->bar);
+	for (int i = 0; i < w->iters; i++) {
+		t_add(w->n, gpa_of(10, 0), 1);
+		t_add(w->n, gpa_of(10, 8 + 8 * w->n->id), 1);
+		if (i % 4 == 0)
+			t_add(w->n, gpa_of(11, 0), 3);
+	}
+	return NULL;
+}
+
+static void run_counters(int iters)
+{
+	enum { PER_NODE = 2 };
+	pthread_t th[NN * PER_NODE];
+	struct worker w[NN * PER_NODE];
+	pthread_barrier_t bar;
+	uint64_t c0 = t_load(&N[0], gpa_of(10, 0)), c11 = t_load(&N[0], gpa_of(11, 0)), cn[NN];
+
+	for (int i = 0; i < NN; i++)
+		cn[i] = t_load(&N[0], gpa_of(10, 8 + 8 * i));
+	pthread_barrier_init(&bar, NULL, NN * PER_NODE);
+	for (int i = 0; i < NN * PER_NODE; i++) {
+		w[i] = (struct worker){&N[i % NN], iters, &bar};
+		assert_int_equal(pthread_create(&th[i], NULL, inc_worker, &w[i]), 0);
+	}
+	for (int i = 0; i < NN * PER_NODE; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	/* Exact totals, read from every node. */
+	for (int r = 0; r < NN; r++) {
+		assert_int_equal(t_load(&N[r], gpa_of(10, 0)) - c0,
+				 (uint64_t)NN * PER_NODE * iters);
+		for (int i = 0; i < NN; i++)
+			assert_int_equal(t_load(&N[r], gpa_of(10, 8 + 8 * i)) - cn[i],
+					 (uint64_t)PER_NODE * iters);
+		assert_int_equal(t_load(&N[r], gpa_of(11, 0)) - c11,
+				 (uint64_t)NN * PER_NODE * ((iters + 3) / 4) * 3);
+	}
+}
+
+static void counters_exact(void **state)
+{
+	run_counters(300);
+}
+
+/* Message passing: data on one page, flag on another (other homes). */
+static void *mp_writer(void *arg)
+{
+	struct tnode *n = arg;
+	for (uint64_t i = 1; i <= 50; i++) {
+		uint64_t data[4] = {i, i * 3, i * 5, i * 7};
+		assert_int_equal(dsm_write(n->dsm, gpa_of(20, 0), data, sizeof(data)), 0);
+		assert_int_equal(dsm_write(n->dsm, gpa_of(22, 0), &i, sizeof(i)), 0);
+		uint64_t ack = 0;
+		while (ack != i)
+			ack = t_load(n, gpa_of(23, 0));
+	}
+	return NULL;
+}
+
+static void message_passing(void **state)
+{
+	pthread_t th;
+	uint64_t zero = 0;
+
+	assert_int_equal(dsm_write(N[0].dsm, gpa_of(22, 0), &zero, 8), 0);
+	assert_int_equal(dsm_write(N[0].dsm, gpa_of(23, 0), &zero, 8), 0);
+	assert_int_equal(pthread_create(&th, NULL, mp_writer, &N[0]), 0);
+	for (uint64_t i = 1; i <= 50; i++) {
+		uint64_t flag = 0, data[4];
+		while (flag != i) {
+			flag = t_load(&N[2], gpa_of(22, 0));
+			assert_true(flag == i || flag == i - 1);
+		}
+		assert_int_equal(dsm_read(N[2].dsm, gpa_of(20, 0), data, sizeof(data)), 0);
+		assert_int_equal(data[0], i);
+		assert_int_equal(data[3], i * 7);
+		assert_int_equal(dsm_write(N[2].dsm, gpa_of(23, 0), &i, 8), 0);
+	}
+	pthread_join(th, NULL);
+}
+
+static void under_faults(void **state)
+{
+	struct tp_fault f = {.drop_pct = 15, .dup_pct = 15, .reorder = true,
+			     .delay_ns = 200000, .seed = 42};
+	struct dsm_stats s;
+	struct tp_stats ts;
+
+	faults_all(&f);
+	run_counters(60);
+	message_passing(state);
+	struct tp_fault none = {0};
+	faults_all(&none);
+	dsm_stats(N[0].dsm, &s);
+	tp_stats(N[0].tp, &ts);
+	/* the faults did happen and the protocol had to recover from them */
+	assert_true(ts.fault_dropped > 0 && ts.fault_duplicated > 0);
+	uint64_t dups = 0, retries = 0;
+	for (int i = 0; i < NN; i++) {
+		dsm_stats(N[i].dsm, &s);
+		dups += s.grants_dup + s.inv_stale + s.home_skipped + s.home_dup_req;
+		retries += s.req_retx + s.msg_retries;
+	}
+	assert_true(dups > 0);
+	assert_true(retries > 0);
+}
+
+struct fault_arg {
+	struct tnode *n;
+	uint64_t gpa;
+	pthread_barrier_t *bar;
+};
+
+static void *fault_thread(void *arg)
+{
+	struct fault_arg *a = arg;
+	pthread_barrier_wait(a->bar);
+	t_add(a->n, a->gpa, 1);
+	return NULL;
+}
+
+/* Four threads of one node fault on one page at once: one request. */
+static void coalescing(void **state)
+{
+	enum { T = 4 };
+	struct tp_fault slow = {.delay_ns = 60000000}; /* the home answers after 60 ms */
+	struct dsm_stats before, after;
+	pthread_t th[T];
+	struct fault_arg a[T];
+	pthread_barrier_t bar;
+	uint64_t g = gpa_of(30, 0); /* home: node 0 */
+
+	assert_int_equal(dsm_home_of(N[1].dsm, g), 0);
+	assert_int_equal(tp_fault_set(N[1].tp, 0, &slow), 0);
+	dsm_stats(N[1].dsm, &before);
+	pthread_barrier_init(&bar, NULL, T);
+	for (int i = 0; i < T; i++) {
+		a[i] = (struct fault_arg){&N[1], g, &bar};
+		pthread_create(&th[i], NULL, fault_thread, &a[i]);
+	}
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	struct tp_fault none = {0};
+	assert_int_equal(tp_fault_set(N[1].tp, 0, &none), 0);
+	dsm_stats(N[1].dsm, &after);
+	assert_int_equal(after.write_faults - before.write_faults, 1);
+	assert_int_equal(after.coalesced - before.coalesced, T - 1);
+	assert_int_equal(after.grants - before.grants, 1);
+	assert_int_equal(t_load(&N[0], g), T);
+}
+
+/* Only nodes in the home's subscriber-node set hear of the event as a
+ * trace; the others silently lose their copy. */
+static void trace_subscribers(void **state)
+{
+	uint64_t g = gpa_of(40, 0); /* home: node 1 */
+	struct dsm_stats h0, h1;
+	int t1 = atomic_load(&N[1].revokes_trace), t2 = atomic_load(&N[2].revokes_trace);
+	int r2 = atomic_load(&N[2].revokes);
+
+	assert_int_equal(dsm_home_of(N[0].dsm, g), 1);
+	t_add(&N[0], g, 1);
+	(void)t_load(&N[1], g);
+	(void)t_load(&N[2], g);
+	/* node 1 derives something from the page (a subscriber); the update
+	 * to the home (node 1 itself here) is asynchronous: wait for it */
+	atomic_store(&N[1].subs[40], 1);
+	dsm_stats(N[1].dsm, &h0);
+	assert_int_equal(dsm_trace_sub(N[1].dsm, g, true), 0);
+	for (int i = 0; i < 2000; i++) {
+		dsm_stats(N[1].dsm, &h1);
+		if (h1.sub_updates > h0.sub_updates)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(h1.sub_updates > h0.sub_updates);
+	dsm_stats(N[1].dsm, &h0);
+	t_add(&N[0], g, 1); /* write: invalidates nodes 1 (traced) and 2 (silent) */
+	dsm_stats(N[1].dsm, &h1);
+	assert_int_equal(atomic_load(&N[1].revokes_trace) - t1, 1);
+	assert_int_equal(atomic_load(&N[2].revokes_trace) - t2, 0);
+	assert_int_equal(atomic_load(&N[2].revokes) - r2, 1);
+	assert_int_equal(h1.inv_trace_sent - h0.inv_trace_sent, 1);
+	assert_int_equal(h1.inv_silent_sent - h0.inv_silent_sent, 1);
+	for (int i = 0; i < NN; i++) {
+		struct dsm_stats s;
+		dsm_stats(N[i].dsm, &s);
+		assert_int_equal(s.nosub_interrupts, 0); /* nobody unflagged was interrupted */
+	}
+	atomic_store(&N[1].subs[40], 0);
+	assert_int_equal(dsm_trace_sub(N[1].dsm, g, false), 0);
+}
+
+static void send_payload(int from, int to, uint32_t type, const void *p, size_t len)
+{
+	assert_int_equal(tp_send(N[from].tp, to, type, p, len), 0);
+}
+
+/* Garbage, out-of-range and misdirected messages: dropped, counted, and
+ * the VM goes on. */
+static void bad_messages(void **state)
+{
+	struct dsm_stats a, b;
+	uint8_t buf[64];
+	DsmReq r = DSM_REQ__INIT;
+	DsmInv inv = DSM_INV__INIT;
+
+	dsm_stats(N[0].dsm, &a);
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_REQ, "\xff\xff\xff\xff", 4); /* undecodable */
+	r.page = NPAGES + 5; /* outside RAM */
+	r.want = DSM_R;
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&r, buf));
+	r.page = 1; /* home is node 1, not 0 */
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&r, buf));
+	r.page = 0;
+	r.want = 7; /* neither read nor write */
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&r, buf));
+	inv.page = 3; /* home of page 3 is node 0: node 2 may not invalidate it */
+	inv.version = 1000;
+	send_payload(2, 0, DSM_MSG_TYPE__DSM_MSG_INV, buf, dsm_inv__pack(&inv, buf));
+	inv.page = 0;
+	size_t n = dsm_inv__pack(&inv, buf);
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_GRANT, buf, n - 1); /* truncated */
+	for (int i = 0; i < 2000; i++) {
+		dsm_stats(N[0].dsm, &b);
+		if (b.rx_bad - a.rx_bad >= 6)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(b.rx_bad - a.rx_bad, 6);
+
+	/* A foreign (older) epoch is dropped by transport, counted there. */
+	struct tp_stats t0, t1;
+	tp_stats(N[0].tp, &t0);
+	tp_epoch_set(N[0].tp, 7);
+	r.page = 0;
+	r.want = DSM_W;
+	send_payload(1, 0, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&r, buf));
+	for (int i = 0; i < 2000; i++) {
+		tp_stats(N[0].tp, &t1);
+		if (t1.rx_stale_epoch > t0.rx_stale_epoch)
+			break;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(t1.rx_stale_epoch - t0.rx_stale_epoch, 1);
+	for (int i = 0; i < NN; i++)
+		tp_epoch_set(N[i].tp, 7);
+	/* ... and everything still works. */
+	t_add(&N[1], gpa_of(0, 0), 5);
+	assert_int_equal(t_load(&N[2], gpa_of(0, 0)) % 5, 0);
+	run_counters(20);
+}
+
+/* A 64 GiB VM: the per-page state and directory are mapped sparse. */
+static void sparse_64g(void **state)
+{
+	const uint64_t size = 64ull << 30;
+	int ids[NN] = {0, 1, 2};
+	struct rusage r0, r1;
+	struct dsm *d;
+	void *ram = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	assert_true(ram != MAP_FAILED);
+	struct dsm_cfg c = {.tp = N[0].tp, .node_id = 0, .nodes = ids, .nnodes = NN,
+			    .ram = ram, .ram_base = BASE, .ram_size = size};
+	getrusage(RUSAGE_SELF, &r0);
+	assert_int_equal(dsm_create(&c, &d), 0);
+	enum dsm_state st;
+	assert_int_equal(dsm_page_state(d, BASE + size - 1, &st, NULL), 0);
+	assert_int_equal(st, DSM_INVALID);
+	assert_int_equal(dsm_home_of(d, BASE + size - 1), (int)(((size >> 12) - 1) % NN));
+	getrusage(RUSAGE_SELF, &r1);
+	assert_true(r1.ru_maxrss - r0.ru_maxrss < 64 * 1024); /* KiB: far below 80 MB */
+	dsm_destroy(d);
+	munmap(ram, size);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(bad_config),
+		cmocka_unit_test(home_policies),
+		cmocka_unit_test(read_write_states),
+		cmocka_unit_test(counters_exact),
+		cmocka_unit_test(message_passing),
+		cmocka_unit_test(coalescing),
+		cmocka_unit_test(trace_subscribers),
+		cmocka_unit_test(under_faults),
+		cmocka_unit_test(bad_messages),
+		cmocka_unit_test(sparse_64g),
+	};
+	util_log_set_level(getenv("DSM_TEST_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_ERR);
+	return cmocka_run_group_tests(tests, cluster_open, cluster_close);
+}
