@@ -36,9 +36,11 @@
  *   are set-up calls: make them before tp_start or from one thread.
  *   (tp_peer_add/remove are also safe later; they take the peer lock.)
  *
- * Locking (inside tp.c; order: progress lock -> peer lock -> pool locks):
- * progress lock serialises CQ polling and handler dispatch; peer lock
- * guards the peer table and fault state; pool locks guard buffer free lists.
+ * Locking (order: progress lock -> peer lock -> pool/pending/defer locks):
+ * the progress lock says who may read the CQ (and serialises handlers);
+ * the peer lock guards the peer table, fault state and send backlogs; the
+ * others guard free lists and queues.  No tp lock is held while a handler
+ * runs except the progress lock.  Details: docs/transport.md.
  *
  * Errors: 0 or -errno.  -EINVAL bad argument, -ENOENT unknown peer/node,
  * -EMSGSIZE message above cfg.max_msg, -ETIMEDOUT, -ECONNREFUSED peer cut or
@@ -182,7 +184,11 @@ int tp_fault_set(struct tp *tp, int peer, const struct tp_fault *f);
 
 /* Starts the progress thread (no-op with inline_progress). */
 int tp_start(struct tp *tp);
-/* One progress pass; returns the number of completions handled or -errno. */
+/*
+ * One progress pass (inline mode, or before tp_start): reads the CQ, runs
+ * handlers, sends due fault-delayed/backlogged messages.  Returns the number
+ * of items handled, -EBUSY once the progress thread runs or from a handler.
+ */
 int tp_progress(struct tp *tp);
 
 void tp_stats(struct tp *tp, struct tp_stats *out);
