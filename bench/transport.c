@@ -131,16 +131,6 @@ static int run_client(const struct opts *o, struct tp *tp, char *region)
 		return rc;
 	}
 	report("msg_rtt", o->msg_size, ns, o->iters, o, tp);
-	if (getenv("BENCH_DEBUG")) {
-		struct tp_stats st;
-		int slow = 0;
-		for (int i = 0; i < o->iters; i++)
-			slow += ns[i] > 1000000;
-		tp_stats(tp, &st);
-		fprintf(stderr, "slow>1ms %d backlogged %llu tx %llu rx %llu\n", slow,
-			(unsigned long long)st.tx_backlogged, (unsigned long long)st.tx_msgs,
-			(unsigned long long)st.rx_msgs);
-	}
 	/* RMA into our own registered region, as the DSM pulls a page. */
 	for (int i = -o->warmup; i < o->iters && !rc; i++) {
 		uint64_t off = ((uint64_t)(i + o->warmup) * o->rma_size) % (REGION - o->rma_size);

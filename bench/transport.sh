@@ -80,6 +80,10 @@ MSG_MEAN=$(col 4); MSG_P50=$(col 5); MSG_P99=$(col 6)
 RMA_MEAN=$(col 7); RMA_P50=$(col 8); RMA_P99=$(col 9)
 MSG_RATIO=$(awk -v a="$MSG_MEAN" -v b="$PP64" 'BEGIN { printf "%.3f", a / b }')
 RMA_RATIO=$(awk -v a="$RMA_MEAN" -v b="$PP4K" 'BEGIN { printf "%.3f", a / b }')
+MSG_P50_RATIO=$(awk -v a="$MSG_P50" -v b="$PP64" 'BEGIN { printf "%.3f", a / b }')
+RMA_P50_RATIO=$(awk -v a="$RMA_P50" -v b="$PP4K" 'BEGIN { printf "%.3f", a / b }')
+MSG_ROUND_RATIOS=$(awk '{ printf "%s%.3f", (NR > 1 ? "," : ""), $4 / $2 }' "$TMP/rounds")
+RMA_ROUND_RATIOS=$(awk '{ printf "%s%.3f", (NR > 1 ? "," : ""), $7 / $3 }' "$TMP/rounds")
 MSG_OK=$(awk -v r="$MSG_RATIO" 'BEGIN { print (r <= 1.25) ? "true" : "false" }')
 RMA_OK=$(awk -v r="$RMA_RATIO" 'BEGIN { print (r <= 1.5) ? "true" : "false" }')
 REV=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -94,6 +98,8 @@ cat >"$OUT" <<JSON
  "baseline":{"tool":"fi_pingpong -e rdm","msg64_rtt_us":$PP64,"msg4k_rtt_us":$PP4K,
              "note":"round trip = 2 x usec/xfer; no RMA mode, so the 4 KiB message round trip is the RMA read baseline"},
  "msg_rtt_ratio":$MSG_RATIO,"rma_read_ratio":$RMA_RATIO,
+ "msg_rtt_ratio_p50_vs_baseline":$MSG_P50_RATIO,"rma_read_ratio_p50_vs_baseline":$RMA_P50_RATIO,
+ "per_round_ratios":{"msg":[$MSG_ROUND_RATIOS],"rma":[$RMA_ROUND_RATIOS]},
  "targets":{"msg_rtt_ratio":1.25,"rma_read_ratio":1.5},"msg_ok":$MSG_OK,"rma_ok":$RMA_OK,
  "raw":$ROUNDS_JSON}
 JSON
