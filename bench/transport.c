@@ -163,14 +163,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"iters", 1, 0, 'i'},	 {"warmup", 1, 0, 'w'},	  {"msg-size", 1, 0, 'm'},
 		{"rma-size", 1, 0, 'r'}, {"provider", 1, 0, 'p'}, {"spin-ns", 1, 0, 's'},
 		{"help", 0, 0, 'h'},	 {0, 0, 0, 0}};
-	int c;
+	int c, li = 0;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", lo, &li)) != -1) {
 		char *end = NULL;
 		unsigned long long v = optarg ? strtoull(optarg, &end, 10) : 0;
 		if (optarg && c != 'p' && (*end || !*optarg)) {
 			fprintf(stderr, "bench_transport: --%s needs a number, got '%s'\n",
-				lo[0].name, optarg);
+				lo[li].name, optarg);
 			return 2;
 		}
 		switch (c) {
@@ -210,17 +210,23 @@ int main(int argc, char **argv)
 		return 1;
 	if (pid == 0) { /* server: serve until the client closes `done` */
 		char b;
+		close(c2s[1]); /* only our own ends stay open, so EOF means gone */
+		close(s2c[0]);
+		close(done[1]);
 		util_log_set_node(2);
 		rc = open_side(&o, 2, c2s[0], s2c[1], &tp, &region);
-		close(done[1]);
+		close(s2c[1]);
 		if (!rc)
 			(void)read(done[0], &b, 1);
 		tp_destroy(tp);
 		_exit(rc ? 1 : 0);
 	}
 	close(done[0]);
+	close(c2s[0]);
+	close(s2c[1]);
 	util_log_set_node(1);
 	rc = open_side(&o, 1, s2c[0], c2s[1], &tp, &region);
+	close(c2s[1]); /* a server still waiting for our blob sees EOF */
 	if (!rc)
 		rc = run_client(&o, tp, region);
 	close(done[1]);
