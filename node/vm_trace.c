@@ -1,0 +1,278 @@
+/*
+ * Glue between trace/ and the engine for the single-node VM: one trace
+ * table per VM, one sub-monitor per hart (claim 22).
+ *
+ * - The engine's observer (derived/dropped on the vCPU thread) feeds the
+ *   hart's sub-monitor.  A TLB entry for a write-traced page gets a write
+ *   trap at once (cpu_set_write_trap from the vCPU thread acts at once).
+ * - Stores to write-trapped pages reach write_pre/write_post (the "fault"
+ *   of claim 13): tr_sub_write_begin/_end run the pre- or post-write
+ *   protocol around the engine's store.  When no write trace is left on
+ *   the page the hart stops trapping it (except the HTIF tohost page).
+ * - page_get for writing (the walker's A/D update, a TLB fill for a store)
+ *   turns the trap on first when the page is write-traced, so A/D updates
+ *   to a traced page-table page are trace events too.
+ * - kick (the "IPI"): cpu_run_on(..., wait=false) posts tr_sub_serve to the
+ *   hart's next block boundary and wakes it from wfi.  When the hart is not
+ *   running cpu_run_on runs it at once on the caller's thread; serve_mu
+ *   keeps two such callers apart.
+ * Threads: everything per hart runs on that hart's thread except kick.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/vm_int.h"
+#include "trace/trace.h"
+#include "util/util.h"
+
+struct vt_hart {
+	struct vm_trace *vt;
+	int id;
+	struct cpu *cpu;
+	struct tr_sub *sub;
+	pthread_mutex_t serve_mu;
+};
+
+struct vm_trace {
+	struct vm *vm;
+	struct tr_table *t;
+	const struct cpu_mem_ops *base;
+	struct cpu_mem_ops ops;
+	uint64_t pinned_trap;      /* page that must stay trapped (HTIF tohost), or ~0 */
+	struct vt_hart hart[VM_MAX_HARTS];
+};
+
+/* ---- vCPU ops for trace/ ------------------------------------------------ */
+
+static void serve_cb(struct cpu *cpu, void *arg)
+{
+	struct vt_hart *h = arg;
+	(void)cpu;
+	if (pthread_mutex_trylock(&h->serve_mu) != 0)
+		return; /* another thread serves this (stopped) hart right now */
+	tr_sub_serve(h->sub);
+	pthread_mutex_unlock(&h->serve_mu);
+}
+
+static void op_kick(void *vcpu)
+{
+	struct vt_hart *h = vcpu;
+	if (cpu_run_on(h->cpu, serve_cb, h, false) < 0)
+		cpu_run_on(h->cpu, serve_cb, h, true); /* no memory for a posted item: wait */
+}
+
+static void op_invalidate(void *vcpu, unsigned kinds, uint64_t page)
+{
+	struct vt_hart *h = vcpu;
+	cpu_invalidate_gpa(h->cpu, page, kinds);
+}
+
+static void op_set_trap(void *vcpu, uint64_t page, bool on)
+{
+	struct vt_hart *h = vcpu;
+	if (cpu_set_write_trap(h->cpu, page, on) < 0)
+		LOG_ERR("trace", "hart %d: cannot trap stores to page 0x%llx: out of memory", h->id,
+			(unsigned long long)page);
+}
+
+static const struct tr_vcpu_ops vt_ops = { op_kick, op_invalidate, op_set_trap };
+
+/* ---- engine observer ------------------------------------------------------ */
+
+static void obs_derived(void *arg, int kind, uint64_t page)
+{
+	struct vt_hart *h = arg;
+	bool wt = false;
+	int rc = tr_sub_derived(h->sub, (enum tr_kind)kind, page, &wt);
+	if (rc < 0) {
+		LOG_ERR("trace", "hart %d: trace on page 0x%llx (%s): %s", h->id,
+			(unsigned long long)page, tr_kind_name((enum tr_kind)kind), strerror(-rc));
+		return;
+	}
+	if (kind == CPU_DERIV_TLB && wt)
+		op_set_trap(h, page, true);
+}
+
+static void obs_dropped(void *arg, int kind, uint64_t page)
+{
+	struct vt_hart *h = arg;
+	tr_sub_dropped(h->sub, (enum tr_kind)kind, page); /* -ENOENT: its derive had failed */
+}
+
+/* ---- memory hooks ------------------------------------------------------- */
+
+static struct vt_hart *hart_of(struct vm *vm, int hart)
+{
+	struct vm_trace *vt = vm->trace;
+	if (hart < 0 || (unsigned)hart >= vm->cfg.harts || !vt->hart[hart].sub)
+		return NULL;
+	return &vt->hart[hart];
+}
+
+static int vt_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
+		       struct cpu_page *out)
+{
+	struct vm *vm = opaque;
+	int rc = vm->trace->base->page_get(opaque, hart, gpa, access, out);
+	struct vt_hart *h;
+	if (rc == 0 && (access & CPU_PERM_W) && !out->mmio && (h = hart_of(vm, hart)) &&
+	    tr_page_write_traced(vm->trace->t, gpa))
+		op_set_trap(h, gpa & ~(TR_PAGE_SIZE - 1), true);
+	return rc;
+}
+
+static int vt_mmio_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	struct vm *vm = opaque;
+	return vm->trace->base->mmio_read(opaque, hart, gpa, size, val);
+}
+
+static int vt_mmio_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct vm *vm = opaque;
+	return vm->trace->base->mmio_write(opaque, hart, gpa, size, val);
+}
+
+static void vt_write_pre(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct vm *vm = opaque;
+	struct vt_hart *h = hart_of(vm, hart);
+	if (h) {
+		int rc = tr_sub_write_begin(h->sub, gpa, size);
+		if (rc < 0)
+			LOG_ERR("trace", "hart %d: store to 0x%llx: trace event failed: %s", h->id,
+				(unsigned long long)gpa, strerror(-rc));
+	}
+	if (vm->trace->base->write_pre)
+		vm->trace->base->write_pre(opaque, hart, gpa, size, val);
+}
+
+static void vt_write_post(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+{
+	struct vm *vm = opaque;
+	struct vt_hart *h = hart_of(vm, hart);
+	if (h) {
+		bool still = true;
+		uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
+		tr_sub_write_end(h->sub, &still);
+		if (!still && page != vm->trace->pinned_trap)
+			op_set_trap(h, page, false);
+	}
+	if (vm->trace->base->write_post)
+		vm->trace->base->write_post(opaque, hart, gpa, size, val);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static int parse_opts(struct tr_cfg *tc, const char *opts, char *err, size_t el)
+{
+	char buf[256], why[160];
+	if (!opts || !*opts)
+		return 0;
+	if (strlen(opts) >= sizeof(buf)) {
+		snprintf(err, el, "--trace: option list too long");
+		return -EINVAL;
+	}
+	strcpy(buf, opts);
+	for (char *save = NULL, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (tr_cfg_set(tc, o, why, sizeof(why)) < 0) {
+			snprintf(err, el, "--trace: %s", why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vm_trace_create(struct vm *vm, char *err, size_t el)
+{
+	if (vm->cfg.no_trace)
+		return 0;
+	struct tr_cfg tc;
+	tr_cfg_default(&tc);
+	tc.max_vcpus = VM_MAX_HARTS;
+	int rc = parse_opts(&tc, vm->cfg.trace_opts, err, el);
+	if (rc < 0)
+		return rc;
+	struct vm_trace *vt = calloc(1, sizeof(*vt));
+	if (!vt)
+		return -ENOMEM;
+	rc = tr_table_create(&tc, &vt->t);
+	if (rc < 0) {
+		free(vt);
+		snprintf(err, el, "trace table: %s", strerror(-rc));
+		return rc;
+	}
+	vt->vm = vm;
+	vt->pinned_trap = vm->elf.tohost ? (vm->elf.tohost & ~(TR_PAGE_SIZE - 1)) : ~0ull;
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
+		pthread_mutex_init(&vt->hart[k].serve_mu, NULL);
+	vm->trace = vt;
+	return 0;
+}
+
+void vm_trace_hart_cfg(struct vm *vm, unsigned k, struct cpu_cfg *cc)
+{
+	struct vm_trace *vt = vm->trace;
+	if (!vt) {
+		cc->retain_walks = false; /* nothing would keep retained walks coherent */
+		return;
+	}
+	if (!vt->base) {
+		vt->base = cc->mem;
+		vt->ops = (struct cpu_mem_ops){ vt_page_get, vt_mmio_read, vt_mmio_write,
+						vt_write_pre, vt_write_post };
+	}
+	cc->mem = &vt->ops;
+	cc->retain_walks = vm->cfg.retain_walks;
+	vt->hart[k].vt = vt;
+	vt->hart[k].id = (int)k;
+	cc->obs = (struct cpu_observer){ obs_derived, obs_dropped, &vt->hart[k] };
+}
+
+int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t el)
+{
+	struct vm_trace *vt = vm->trace;
+	if (!vt)
+		return 0;
+	struct vt_hart *h = &vt->hart[k];
+	h->cpu = cpu;
+	int rc = tr_sub_create(vt->t, k, &vt_ops, h, &h->sub);
+	if (rc < 0)
+		snprintf(err, el, "hart %u: trace sub-monitor: %s", k, strerror(-rc));
+	return rc;
+}
+
+void vm_trace_stats(struct vm *vm, void *json_root)
+{
+	struct vm_trace *vt = vm->trace;
+	if (!vt)
+		return;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		return;
+	int rc = tr_stats_write_json(vt->t, m);
+	fclose(m);
+	json_t *o = rc == 0 ? json_loads(buf, 0, NULL) : NULL;
+	free(buf);
+	if (o)
+		json_object_set_new((json_t *)json_root, "trace", o);
+}
+
+void vm_trace_destroy(struct vm *vm)
+{
+	struct vm_trace *vt = vm->trace;
+	if (!vt)
+		return;
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++) {
+		tr_sub_destroy(vt->hart[k].sub);
+		pthread_mutex_destroy(&vt->hart[k].serve_mu);
+	}
+	tr_table_destroy(vt->t);
+	free(vt);
+	vm->trace = NULL;
+}
