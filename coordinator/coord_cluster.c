@@ -249,7 +249,7 @@ static void note_peer_reports(struct coord *c, struct cnode *n, const CtlHeartbe
 {
 	uint32_t me = (uint32_t)(n - c->nodes);
 
-	if (c->phase != PH_RUNNING || !hb->n_peers)
+	if ((c->phase != PH_RUNNING && c->phase != PH_STOPPING) || !hb->n_peers)
 		return;
 	n->report_ns = now_ns;
 	if (n->cut_noted) {
@@ -395,7 +395,8 @@ static bool lease_expired(struct coord *c, struct cnode *n, uint64_t now_ns, cha
 	uint32_t reporters = 0, accusers = 0, voucher = 0;
 	bool others_heard = false, silent = now_ns - n->last_hb_ns > lease;
 
-	if (c->phase != PH_RUNNING) {
+	/* While stopping, nodes not yet told to stop still run the VM. */
+	if (c->phase != PH_RUNNING && c->phase != PH_STOPPING) {
 		snprintf(why, len, "no heartbeat for %llu ms (lease %u ms)",
 			 (unsigned long long)((now_ns - n->last_hb_ns) / 1000000), c->cfg->lease_ms);
 		return silent;

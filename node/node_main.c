@@ -22,10 +22,11 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: spanvm-node --config FILE --node-id N [--coord HOST:PORT]\n"
+		"usage: spanvm-node --config FILE --node-id N [--coord HOST:PORT] [--bind ADDR]\n"
 		"                   [--secret-file FILE] [--log-level err|warn|info|debug]\n\n"
 		"Runs node N of the VM described in FILE.\n"
 		"  --coord        coordinator address (default: cluster.coordinator in the config)\n"
+		"  --bind         fabric bind address of this node (default: nodes[].bind)\n"
 		"  --secret-file  cluster secret (default: cluster.secret_file in the config)\n"
 		"Exit status: 0 stopped by the coordinator, 1 failure, 2 usage.\n");
 }
@@ -41,7 +42,7 @@ static int parse_id(const char *s, uint32_t *out)
 }
 
 struct args {
-	const char *config_path, *coord, *secret_path;
+	const char *config_path, *coord, *secret_path, *bind;
 	uint32_t id;
 	bool have_id;
 	int level;
@@ -54,7 +55,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{"config", required_argument, NULL, 'c'}, {"node-id", required_argument, NULL, 'n'},
 		{"coord", required_argument, NULL, 'C'}, {"secret-file", required_argument, NULL, 's'},
 		{"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}};
+		{"bind", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0}};
 	int opt;
 
 	a->level = LOG_LEVEL_INFO;
@@ -62,6 +63,13 @@ static int parse_args(int argc, char **argv, struct args *a)
 		switch (opt) {
 		case 'c': a->config_path = optarg; break;
 		case 'C': a->coord = optarg; break;
+		case 'b':
+			if (!*optarg || strlen(optarg) >= sizeof(((struct config_node *)0)->bind_addr)) {
+				fprintf(stderr, "spanvm-node: --bind '%s' is not an address\n", optarg);
+				return 2;
+			}
+			a->bind = optarg;
+			break;
 		case 's': a->secret_path = optarg; break;
 		case 'n':
 			if (parse_id(optarg, &a->id)) {
@@ -146,6 +154,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "spanvm-node: %s\n", err);
 		return 1;
 	}
+	/* --bind: one config for every host, the address from the host's env file */
+	for (uint32_t i = 0; a.bind && i < cfg->nnodes; i++)
+		if (cfg->nodes[i].id == a.id)
+			snprintf(cfg->nodes[i].bind_addr, sizeof(cfg->nodes[i].bind_addr), "%s", a.bind);
 	rc = resolve(&a, cfg, host, sizeof(host), &port, secret, &secret_len);
 	if (rc == 0) {
 		signal(SIGPIPE, SIG_IGN);
