@@ -1,0 +1,25 @@
+# deploy/: systemd units, /etc/spanvm examples, the namespace cluster and
+# partition tests.  Scripts live in tests/integration; they skip (exit 77)
+# with the reason when systemd-analyze is missing or namespaces cannot be
+# made (not root).  The netns tests run serially: they are timed against a
+# 2 s lease and share two CPU cores with everything else.
+set(deploy_dir ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+
+add_test(NAME unit.deploy_systemd_verify
+  COMMAND sh ${deploy_dir}/deploy_systemd_verify.sh ${CMAKE_SOURCE_DIR} ${SPANVM_BIN_DIR})
+set_tests_properties(unit.deploy_systemd_verify PROPERTIES
+  LABELS "unit" SKIP_RETURN_CODE 77 TIMEOUT 60)
+
+if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
+  add_test(NAME integration.deploy_bad_input
+    COMMAND sh ${deploy_dir}/deploy_bad_input.sh ${CMAKE_SOURCE_DIR} ${SPANVM_BIN_DIR})
+  set_tests_properties(integration.deploy_bad_input PROPERTIES
+    LABELS "integration" TIMEOUT 120)
+
+  foreach(t cluster units partition_lease)
+    add_test(NAME netns.${t}
+      COMMAND sh ${deploy_dir}/netns_${t}.sh ${CMAKE_SOURCE_DIR} ${SPANVM_BIN_DIR})
+    set_tests_properties(netns.${t} PROPERTIES
+      LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 150 RUN_SERIAL TRUE)
+  endforeach()
+endif()
