@@ -315,20 +315,28 @@ static int check_cfg(const struct tp_cfg *cfg)
 	return 0;
 }
 
-static uint64_t spin_default(const struct tp_cfg *cfg)
+/*
+ * Busy-poll budgets.  A waiting caller has nothing else to do, so it spins
+ * longer (2 ms: sleeping and being woken costs far more on a loaded
+ * machine); the progress thread spins only briefly after traffic so an idle
+ * node leaves the CPUs to vCPUs.  cfg.spin_ns or SPANVM_TP_SPIN_NS set both.
+ */
+static void spin_defaults(struct tp *tp, const struct tp_cfg *cfg)
 {
 	const char *e = getenv("SPANVM_TP_SPIN_NS");
+	uint64_t v = cfg->spin_ns;
 
-	if (cfg->spin_ns)
-		return cfg->spin_ns;
-	if (e && *e) {
+	if (!v && e && *e) {
 		char *end;
-		unsigned long long v = strtoull(e, &end, 10);
-		if (!*end)
-			return v;
-		LOG_WARN(TP_SUBSYS, "SPANVM_TP_SPIN_NS='%s' is not a number; using 200000", e);
+		v = strtoull(e, &end, 10);
+		if (*end || !v) {
+			LOG_WARN(TP_SUBSYS, "SPANVM_TP_SPIN_NS='%s' is not a positive number; ignored",
+				 e);
+			v = 0;
+		}
 	}
-	return 200000;
+	tp->wait_spin_ns = v ? v : 2000000;
+	tp->prog_spin_ns = v ? v : 200000;
 }
 
 int tp_create(const struct tp_cfg *cfg, struct tp **out)
@@ -353,7 +361,7 @@ int tp_create(const struct tp_cfg *cfg, struct tp **out)
 		tp->cfg.max_msg = TP_MAX_MSG_DEFAULT;
 	if (!tp->cfg.rx_depth)
 		tp->cfg.rx_depth = 64;
-	tp->spin_ns = spin_default(cfg);
+	spin_defaults(tp, cfg);
 	tp->max_frame = PROTO_HDR_SIZE + TP_ENV_OVERHEAD + tp->cfg.max_msg;
 	tp->next_key = 1;
 	tp->next_seq = 1;

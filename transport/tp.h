@@ -67,8 +67,9 @@ struct tp_cfg {
 	bool inline_progress;  /* true: no progress thread, caller runs tp_progress() */
 	size_t max_msg;        /* max payload per message, 0 = TP_MAX_MSG_DEFAULT */
 	unsigned rx_depth;     /* posted receive buffers, 0 = 64 */
-	uint64_t spin_ns;      /* busy-poll this long after activity before
-				* sleeping, 0 = env SPANVM_TP_SPIN_NS or 200 us */
+	uint64_t spin_ns;      /* busy-poll budget: 0 = env SPANVM_TP_SPIN_NS, else
+				* 2 ms for a waiting caller, 200 us for the progress
+				* thread after traffic; non-zero sets both */
 };
 
 /* A received message; valid only during the handler call. */

@@ -30,6 +30,7 @@
 #define TP_TX_SLOTS 128u
 #define TP_BOUNCE_SIZE (64u * 1024)
 #define TP_BOUNCE_SLOTS 16u
+#define TP_PREEMPTED_NS (100ull * 1000) /* a spin-loop gap this long = descheduled */
 #define TP_BACKLOG_MAX 4096 /* queued sends per peer before -ENOBUFS */
 #define TP_REORDER_HOLD_NS (20ull * 1000 * 1000) /* a held message leaves after 20 ms */
 
@@ -108,7 +109,8 @@ struct tp_handler {
 struct tp {
 	struct tp_cfg cfg;        /* immutable after create */
 	char provider[64];
-	uint64_t spin_ns;
+	uint64_t wait_spin_ns;    /* caller busy-poll budget per wait */
+	uint64_t prog_spin_ns;    /* progress thread spin after traffic */
 
 	struct fi_info *info;
 	struct fid_fabric *fabric;

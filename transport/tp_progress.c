@@ -7,13 +7,13 @@
  * Rules:
  * - Whoever holds prog_lock may read the CQ.  The progress thread holds it
  *   while it polls; a caller blocked in tp_request / tp_rma_* takes it with
- *   trylock and polls too (busy-polling for up to spin_ns is what keeps the
+ *   trylock and polls too (busy-polling for up to wait_spin_ns is what keeps the
  *   round trip close to fi_pingpong's), handing ordinary messages over to
  *   the progress thread through the deferred queue.
  * - While any caller polls (tp->pollers > 0) the progress thread does not
  *   spin: it sleeps on its eventfd, so on two cores the caller and the
  *   peer's progress thread get one each.
- * - Idle, the progress thread spins spin_ns after the last activity, then
+ * - Idle, the progress thread spins prog_spin_ns after traffic, then
  *   blocks in epoll on the CQ's wait fd (after fi_trywait) and its eventfd,
  *   bounded by the next fault-delay release.
  */
@@ -264,7 +264,7 @@ static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t dea
 int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 {
 	bool polling = !tp->cfg.inline_progress;
-	uint64_t spin_until = util_now_ns() + tp->spin_ns;
+	uint64_t prev = util_now_ns(), spin_until = prev + tp->wait_spin_ns;
 	int rc = 0;
 
 	if (polling)
@@ -285,6 +285,12 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 			tp_progress(tp);
 			continue;
 		}
+		/* Descheduled while spinning: the CPUs are oversubscribed and
+		 * spinning would only keep the peer (or our progress thread)
+		 * off them.  Sleep instead. */
+		if (now - prev > TP_PREEMPTED_NS)
+			spin_until = 0;
+		prev = now;
 		/* Without a progress thread (tp_start not called yet) nobody
 		 * else would poll: keep polling until the deadline. */
 		if (polling && (now < spin_until || !tp->thread_started)) {
@@ -361,6 +367,8 @@ static void *progress_main(void *arg)
 	struct tp *tp = arg;
 	uint64_t last_active = util_now_ns();
 
+	uint64_t prev = last_active;
+
 	util_log_set_thread("tp-progress");
 	while (!atomic_load(&tp->stopping)) {
 		uint64_t next = UINT64_MAX, now, before = tp->dispatched;
@@ -374,10 +382,16 @@ static void *progress_main(void *arg)
 		now = util_now_ns();
 		n = tp_faults_flush(tp, now, &next) + (int)(tp->dispatched - before);
 		if (n > 0) {
-			last_active = now;
+			last_active = prev = now;
 			continue;
 		}
-		if (atomic_load(&tp->pollers) == 0 && now - last_active < tp->spin_ns) {
+		/* A gap since the last pass means we were descheduled: CPUs are
+		 * oversubscribed, stop spinning (see tp_wait_flag). */
+		bool preempted = now - prev > TP_PREEMPTED_NS;
+		prev = now;
+		if (preempted)
+			last_active = 0;
+		if (atomic_load(&tp->pollers) == 0 && now - last_active < tp->prog_spin_ns) {
 			cpu_relax();
 			continue;
 		}
@@ -386,6 +400,7 @@ static void *progress_main(void *arg)
 			to_ms = next > now ? UTIL_MIN((next - now + 999999) / 1000000, 100) : 0;
 		if (idle_wait(tp, (int)to_ms))
 			last_active = util_now_ns();
+		prev = util_now_ns();
 	}
 	return NULL;
 }
