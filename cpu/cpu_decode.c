@@ -352,9 +352,9 @@ int cpu_decode(uint32_t raw, struct dinsn *d)
 		if (r == 0)
 			goto illegal;
 	} else {
+		d->raw = raw;
 		if ((raw & 0x1c) == 0x1c) /* 48-bit and longer encodings */
 			goto illegal;
-		d->raw = raw;
 	}
 	if (dec32(r, d) < 0)
 		goto illegal;

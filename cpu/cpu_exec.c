@@ -303,10 +303,10 @@ L_CSRRW: L_CSRRS: L_CSRRC: L_CSRRWI: L_CSRRSI: L_CSRRCI: {
 		if (r == 0 || r == 2)
 			c->pc = IPC + i->len;
 	}
-	prev = NULL;
-	if (r == 2)
-		return; /* wfi: sleep in the outer loop */
-	goto lookup;
+	/* Back to the outer loop: what ran may have enabled an interrupt
+	 * (mstatus, mie, mip, mret/sret), asked for sleep (wfi) or changed the
+	 * translation regime; the outer loop looks at all of that. */
+	return;
 }
 #undef DISPATCH
 #undef NEXT

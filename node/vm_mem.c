@@ -91,21 +91,20 @@ static uint64_t *ram_word(struct vm *vm, uint64_t gpa)
 	return (uint64_t *)(vm->ram + (gpa - VM_RAM_BASE));
 }
 
-static void htif_command(struct vm *vm, uint64_t v)
+/* Returns the guest's exit code, or -1 when the guest goes on. */
+static int htif_command(struct vm *vm, uint64_t v)
 {
 	unsigned dev = (unsigned)(v >> 56), cmd = (unsigned)(v >> 48) & 0xff;
 	uint64_t payload = v & 0xffffffffffffull, resp = 0;
-	if (dev == 0 && cmd == 0 && (payload & 1)) {
-		vm_finish(vm, (int)((payload >> 1) & 0xff));
-		return;
-	}
+	if (dev == 0 && cmd == 0 && (payload & 1))
+		return (int)((payload >> 1) & 0xff);
 	if (dev == 1 && cmd == 1) {
 		console_put(vm, (char)payload);
 		resp = 0x100 | (payload & 0xff);
 	} else if (dev == 1 && cmd == 0) {
 		/* console read: no input device yet; QEMU also leaves it pending */
 		__atomic_store_n(ram_word(vm, vm->elf.tohost), 0, __ATOMIC_RELEASE);
-		return;
+		return -1;
 	} else {
 		LOG_DBG("htif", "unsupported command 0x%llx", (unsigned long long)v);
 	}
@@ -113,28 +112,32 @@ static void htif_command(struct vm *vm, uint64_t v)
 		__atomic_store_n(ram_word(vm, vm->elf.fromhost), (v >> 48 << 48) | resp,
 				 __ATOMIC_RELEASE);
 	__atomic_store_n(ram_word(vm, vm->elf.tohost), 0, __ATOMIC_RELEASE);
+	return -1;
 }
 
 static void vm_htif_post(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
 {
 	struct vm *vm = opaque;
 	uint64_t th = vm->elf.tohost;
+	int code = -1;
 	(void)hart;
 	if (th == 0 || gpa + size <= th || gpa >= th + 8)
 		return;
 	pthread_mutex_lock(&vm->lock);
 	if (gpa == th && size == 8) {
 		if (val)
-			htif_command(vm, val);
+			code = htif_command(vm, val);
 	} else if (gpa == th && size == 4) {
 		vm->htif_lo = (uint32_t)val; /* wait for the high half */
 	} else if (gpa == th + 4 && size == 4) {
 		uint64_t v = vm->htif_lo | (val << 32);
 		vm->htif_lo = 0;
 		if (v)
-			htif_command(vm, v);
+			code = htif_command(vm, v);
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (code >= 0)
+		vm_finish(vm, code);
 }
 
 const struct cpu_mem_ops vm_mem_ops = {
