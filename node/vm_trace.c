@@ -34,6 +34,11 @@ struct vt_hart {
 	struct cpu *cpu;
 	struct tr_sub *sub;
 	pthread_mutex_t serve_mu;
+	/* Pages this glue turned the write trap on for (vCPU thread only): a
+	 * mirror of the engine's set, so that refilling a TLB entry of a traced
+	 * page (every sfence.vma) does not rescan the TLB each time. */
+	uint64_t *trapped;
+	size_t trap_cap, trap_len;
 };
 
 struct vm_trace {
@@ -70,12 +75,69 @@ static void op_invalidate(void *vcpu, unsigned kinds, uint64_t page)
 	cpu_invalidate_gpa(h->cpu, page, kinds);
 }
 
+/* Open-addressed set of page addresses (key 0 never occurs: page 0 is
+ * stored as 1, which no page-aligned address equals). */
+static size_t tset_slot(const struct vt_hart *h, uint64_t key)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (h->trap_cap - 1);
+}
+
+static uint64_t *tset_find(struct vt_hart *h, uint64_t page, bool *found)
+{
+	uint64_t key = page ? page : 1;
+	for (size_t i = tset_slot(h, key);; i = (i + 1) & (h->trap_cap - 1)) {
+		if (h->trapped[i] == key || !h->trapped[i]) {
+			*found = h->trapped[i] == key;
+			return &h->trapped[i];
+		}
+	}
+}
+
+static void tset_rebuild(struct vt_hart *h, size_t cap)
+{
+	uint64_t *old = h->trapped;
+	size_t ocap = h->trap_cap;
+	uint64_t *nt = calloc(cap, sizeof(*nt));
+	if (!nt)
+		return; /* keep the old one (maybe full: callers then skip the mirror) */
+	h->trapped = nt;
+	h->trap_cap = cap;
+	h->trap_len = 0;
+	for (size_t i = 0; i < ocap; i++)
+		if (old[i] && old[i] != ~0ull) {
+			bool f;
+			*tset_find(h, old[i] == 1 ? 0 : old[i], &f) = old[i];
+			h->trap_len++;
+		}
+	free(old);
+}
+
 static void op_set_trap(void *vcpu, uint64_t page, bool on)
 {
 	struct vt_hart *h = vcpu;
-	if (cpu_set_write_trap(h->cpu, page, on) < 0)
+	bool found = false;
+	uint64_t *slot = NULL;
+	if (h->trapped) {
+		if ((h->trap_len + 1) * 2 > h->trap_cap)
+			tset_rebuild(h, h->trap_cap * 2);
+		slot = tset_find(h, page, &found);
+		if (on == found)
+			return; /* the engine already has it so */
+	}
+	if (cpu_set_write_trap(h->cpu, page, on) < 0) {
 		LOG_ERR("trace", "hart %d: cannot trap stores to page 0x%llx: out of memory", h->id,
 			(unsigned long long)page);
+		return;
+	}
+	if (!slot)
+		return;
+	if (on) {
+		*slot = page ? page : 1;
+		h->trap_len++;
+	} else {
+		*slot = ~0ull; /* tombstone; dropped at the next rebuild */
+		tset_rebuild(h, h->trap_cap);
+	}
 }
 
 static const struct tr_vcpu_ops vt_ops = { op_kick, op_invalidate, op_set_trap };
@@ -239,6 +301,8 @@ int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t 
 		return 0;
 	struct vt_hart *h = &vt->hart[k];
 	h->cpu = cpu;
+	h->trap_cap = 64;
+	h->trapped = calloc(h->trap_cap, sizeof(uint64_t)); /* NULL: no mirror, still correct */
 	int rc = tr_sub_create(vt->t, k, &vt_ops, h, &h->sub);
 	if (rc < 0)
 		snprintf(err, el, "hart %u: trace sub-monitor: %s", k, strerror(-rc));
@@ -270,6 +334,7 @@ void vm_trace_destroy(struct vm *vm)
 		return;
 	for (unsigned k = 0; k < VM_MAX_HARTS; k++) {
 		tr_sub_destroy(vt->hart[k].sub);
+		free(vt->hart[k].trapped);
 		pthread_mutex_destroy(&vt->hart[k].serve_mu);
 	}
 	tr_table_destroy(vt->t);

@@ -413,7 +413,7 @@ void tr_sub_stats(const struct tr_sub *s, struct tr_stats *out)
  * every other vCPU with a TLB entry for it must trap stores before the
  * deriver reads the page.  Returns the event to wait for (or NULL). */
 static struct tr_event *start_trap_switch(struct tr_sub *s, struct tr_page *pe,
-					  struct tr_sub **kick, int *nkick)
+					  struct tr_sub **kick, int *nkick, bool *self_trap)
 {
 	struct tr_table *t = s->t;
 	struct tr_event *ev = NULL;
@@ -427,6 +427,11 @@ static struct tr_event *start_trap_switch(struct tr_sub *s, struct tr_page *pe,
 						       TR_PROTO_PRE, TR_EV_TRAP, &s->mb)))
 				return NULL; /* -ENOMEM: caller reports */
 			bool self = r == s;
+			if (self) {
+				/* our own mappings: switched by the caller right after */
+				*self_trap = true;
+				continue;
+			}
 			struct tr_note *n = tr_note_new(ev, TR_KBIT(TR_KIND_TLB), self);
 			if (!n) {
 				LOG_ERR("trace", "out of memory: vCPU %u keeps a writable mapping of traced page 0x%llx",
@@ -475,11 +480,11 @@ static int establish(struct tr_sub *s, enum tr_kind kind, uint64_t page, bool *w
 	bool wk = t->cfg.write_kinds & TR_KBIT(kind);
 	bool first_w = wk && tr_page_wcount(t, pe) == 0;
 	tr_page_sub_add(t, pe, s->id, kind);
+	bool self_trap = false;
 	if (first_w && pe->nsubs[TR_KIND_TLB]) {
-		struct tr_event *ev = start_trap_switch(s, pe, kick, &nkick);
-		if (ev) {
+		struct tr_event *ev = start_trap_switch(s, pe, kick, &nkick, &self_trap);
+		if (ev)
 			pe->trap_ev = ev; /* the actor's reference moves to the page */
-		}
 	}
 	if (wk && pe->trap_ev) {
 		wait_ev = pe->trap_ev;
@@ -489,6 +494,8 @@ static int establish(struct tr_sub *s, enum tr_kind kind, uint64_t page, bool *w
 		*wt = tr_page_wcount(t, pe) > 0;
 	pthread_mutex_unlock(&st->mu);
 
+	if (self_trap) /* on our own thread, before we read the page */
+		s->ops->set_write_trap(s->vcpu, page, true);
 	for (int i = 0; i < nkick; i++)
 		tr_sub_kick(kick[i]);
 	if (!wait_ev)

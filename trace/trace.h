@@ -25,8 +25,10 @@
  *   called from any thread (relaxed counters).
  * - tr_write / tr_event with actor NULL: any host thread (loader, device).
  * - The vCPU ops (struct tr_vcpu_ops): kick() from any thread; invalidate()
- *   and set_write_trap() are only ever called from tr_sub_serve(), i.e. on
- *   the vCPU's own thread at an instruction boundary.
+ *   only from tr_sub_serve(), i.e. on the vCPU's own thread at an
+ *   instruction boundary; set_write_trap() on the vCPU's own thread from
+ *   tr_sub_serve() or from inside a trace call it made (a derive or write
+ *   that waits), because the instruction in progress may still store.
  *
  * Locking (see docs/trace.md): stripe mutex -> mailbox mutex, never the
  * other way.  No trace lock is held while an op or a write callback runs,
@@ -82,7 +84,8 @@ struct tr_vcpu_ops {
 	/* Drop every structure of these kinds (TR_KBIT mask) derived from
 	 * page gpa_page.  vCPU thread, from tr_sub_serve() only. */
 	void (*invalidate)(void *vcpu, unsigned kinds, uint64_t gpa_page);
-	/* Make stores to gpa_page take the write-trap slow path (on) or not. */
+	/* Make stores to gpa_page take the write-trap slow path (on) or not.
+	 * vCPU thread: from tr_sub_serve() or from a trace call it is in. */
 	void (*set_write_trap)(void *vcpu, uint64_t gpa_page, bool on);
 };
 
