@@ -11,3 +11,12 @@ if(TARGET spanvm_trace)
   add_test(NAME unit.trace_stress COMMAND test_trace_stress)
   set_tests_properties(unit.trace_stress PROPERTIES LABELS "unit;sanitize" TIMEOUT 300)
 endif()
+# Guest-level trace tests: need the runner and the cross-built guests.
+get_property(trace_guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
+if(TARGET spanvm_trace AND TARGET spanvm AND trace_guest_dir)
+  add_executable(test_trace_guest ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_trace_guest.c)
+  target_link_libraries(test_trace_guest PkgConfig::CMOCKA PkgConfig::JANSSON)
+  add_test(NAME guest.trace COMMAND test_trace_guest $<TARGET_FILE:spanvm> ${trace_guest_dir})
+  set_tests_properties(guest.trace PROPERTIES LABELS "guest;integration" TIMEOUT 600
+                       SKIP_RETURN_CODE 77)
+endif()
