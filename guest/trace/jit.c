@@ -7,7 +7,7 @@
 #include "../mp/mp.h"
 
 #ifndef ROUNDS
-#define ROUNDS 600
+#define ROUNDS 300
 #endif
 static u32 buf[2][64] __attribute__((aligned(4096)));
 static volatile u64 seq, done_count, results[NHARTS];
