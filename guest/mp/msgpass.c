@@ -3,7 +3,7 @@
  * whole message, then acknowledges.  Thousands of rounds. */
 #include "mp.h"
 
-#define ROUNDS 1000
+#define ROUNDS 300
 #define WORDS 16
 static volatile u64 msg[WORDS], seq, acks, bad;
 

@@ -5,7 +5,7 @@
  * in S-mode: it must see the new page every time. */
 #include "mp.h"
 
-#define ROUNDS 500
+#define ROUNDS 200
 #define VA 0x10000000ul
 static u64 *root, *pages[2], *pte;
 static volatile u64 seq, seen, ready;
