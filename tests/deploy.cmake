@@ -23,3 +23,13 @@ if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
       LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 150 RUN_SERIAL TRUE)
   endforeach()
 endif()
+
+# A short random partition run (20 s of cuts shorter than the lease, fixed
+# seed): the cluster must ride out every cut and stop in order.
+if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
+  add_test(NAME netns.partition_random
+    COMMAND sh ${CMAKE_SOURCE_DIR}/deploy/netns/soak.sh ${CMAKE_BINARY_DIR} 42 1)
+  set_tests_properties(netns.partition_random PROPERTIES
+    LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE
+    ENVIRONMENT "SPANVM_SOAK_SECONDS=20")
+endif()

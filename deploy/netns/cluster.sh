@@ -74,6 +74,10 @@ build_net() { # N
 		ip -n "$S" link set p"$i" master br0 up || return 1
 		ip -n "$H" addr add "$(addr "$i")/15" dev eth0 || return 1
 		ip -n "$H" link set eth0 up || return 1
+		# After a cut heals TCP waits for its next retransmission, which
+		# backs off to 120 s by default; cap it (kernel >= 6.15) so a healed
+		# link carries heartbeats again within a second (docs/deploy.md).
+		ip netns exec "$H" sh -c 'echo 1000 >/proc/sys/net/ipv4/tcp_rto_max_ms' 2>/dev/null
 		i=$((i + 1))
 	done
 }
