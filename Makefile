@@ -8,7 +8,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build demo check check-plain check-asan check-tsan asan tsan clean \
-	bench-transport bench-cpu bench-trace
+	bench-transport bench-cpu bench-trace soak
 
 all: build
 
@@ -53,6 +53,13 @@ bench-cpu: build
 
 bench-trace: build
 	./bench/trace.sh $(BUILD)
+
+# Partition soak on a namespace cluster (root): random cuts for MINUTES,
+# then an orderly stop; prints a JSON summary line (deploy/netns/soak.sh).
+SEED ?= 1
+MINUTES ?= 10
+soak: build
+	./deploy/netns/soak.sh $(BUILD) $(SEED) $(MINUTES)
 
 clean:
 	rm -rf build build-asan build-tsan
