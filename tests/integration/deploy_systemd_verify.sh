@@ -36,4 +36,21 @@ sed -e 's/^Restart=/Restrat=/' -e "s#$B/spanvm-coord#$B/spanvm-nonexistent#" \
 	fail "verify accepted a broken unit: $(cat "$T/out")"
 grep -q "nonexistent" "$T/out" || fail "verify did not report the missing binary: $(cat "$T/out")"
 grep -q "Restrat" "$T/out" || fail "verify did not report the unknown key: $(cat "$T/out")"
+# sysusers/tmpfiles snippets apply to an empty root and give the modes
+# docs/deploy.md promises (root-only secret, group-readable config)
+if [ "$(id -u)" -eq 0 ] && command -v systemd-sysusers >/dev/null &&
+	command -v systemd-tmpfiles >/dev/null; then # (chown needs root)
+	R=$T/root
+	mkdir -p "$R/etc/spanvm"
+	systemd-sysusers --root="$R" "$SRC/deploy/systemd/spanvm.sysusers.conf" >/dev/null 2>&1 ||
+		fail "systemd-sysusers rejects spanvm.sysusers.conf"
+	grep -q "^spanvm:" "$R/etc/passwd" || fail "sysusers did not create user spanvm"
+	: >"$R/etc/spanvm/vm.json"
+	(umask 022 && : >"$R/etc/spanvm/secret")
+	systemd-tmpfiles --root="$R" --create "$SRC/deploy/systemd/spanvm.tmpfiles.conf" >"$T/out" 2>&1 ||
+		{ cat "$T/out" >&2; fail "systemd-tmpfiles rejects spanvm.tmpfiles.conf"; }
+	[ "$(stat -c %a "$R/etc/spanvm/secret")" = 600 ] || fail "tmpfiles: secret not 0600"
+	[ "$(stat -c %a "$R/etc/spanvm/vm.json")" = 640 ] || fail "tmpfiles: vm.json not 0640"
+	[ "$(stat -c %a "$R/etc/spanvm")" = 750 ] || fail "tmpfiles: /etc/spanvm not 0750"
+fi
 echo "systemd-analyze verify passed on $n units"
