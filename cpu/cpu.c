@@ -148,7 +148,7 @@ void cpu_destroy(struct cpu *c)
 
 static void poke(struct cpu *c)
 {
-	__atomic_store_n(&c->exit_req, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&c->exit_req, EXIT_REQ_EXT, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -202,7 +202,7 @@ int cpu_run_on(struct cpu *c, void (*fn)(struct cpu *, void *), void *arg, bool 
 	w->next = NULL;
 	*c->work_tail = w;
 	c->work_tail = &w->next;
-	__atomic_store_n(&c->exit_req, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&c->exit_req, EXIT_REQ_EXT, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&c->cond);
 	while (wait && !w->done)
 		pthread_cond_wait(&c->cond, &c->lock);
@@ -243,7 +243,7 @@ static void wfi_sleep(struct cpu *c)
 {
 	pthread_mutex_lock(&c->lock);
 	while (!(__atomic_load_n(&c->mip, __ATOMIC_ACQUIRE) & c->mie) &&
-	       !__atomic_load_n(&c->exit_req, __ATOMIC_ACQUIRE))
+	       !(__atomic_load_n(&c->exit_req, __ATOMIC_ACQUIRE) & EXIT_REQ_EXT))
 		pthread_cond_wait(&c->cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	if (__atomic_load_n(&c->mip, __ATOMIC_ACQUIRE) & c->mie)
@@ -258,8 +258,11 @@ int cpu_run(struct cpu *c, uint64_t max_insns)
 	c->running = true;
 	pthread_mutex_unlock(&c->lock);
 	c->instret_limit = max_insns ? c->instret + max_insns : UINT64_MAX;
+	if (max_insns)
+		__atomic_fetch_or(&c->exit_req, EXIT_REQ_BUDGET, __ATOMIC_RELAXED);
 	for (;;) {
-		if (__atomic_exchange_n(&c->exit_req, 0, __ATOMIC_ACQ_REL)) {
+		if (__atomic_fetch_and(&c->exit_req, EXIT_REQ_BUDGET, __ATOMIC_ACQ_REL) &
+		    EXIT_REQ_EXT) {
 			run_work(c);
 			if (__atomic_exchange_n(&c->stop_req, 0, __ATOMIC_ACQ_REL)) {
 				ret = CPU_EXIT_STOPPED;
@@ -289,6 +292,7 @@ int cpu_run(struct cpu *c, uint64_t max_insns)
 	pthread_mutex_unlock(&c->lock);
 	run_work(c); /* whoever waits must not wait forever */
 	c->instret_limit = UINT64_MAX;
+	__atomic_fetch_and(&c->exit_req, ~EXIT_REQ_BUDGET, __ATOMIC_RELAXED);
 	return ret;
 }
 

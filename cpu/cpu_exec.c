@@ -107,15 +107,13 @@ void cpu_exec_blocks(struct cpu *c)
 #define R1 x[i->rs1]
 #define R2 x[i->rs2]
 #define IPC (base + i->off)
-#define STOP_WANTED()                                                                              \
-	unlikely((__atomic_load_n(&c->exit_req, __ATOMIC_RELAXED) | c->smc_exit) ||                \
-		 c->instret >= c->instret_limit)
+#define CHAIN_OK() likely(__atomic_load_n(&c->exit_req, __ATOMIC_RELAXED) == 0)
 	/* Ends the block towards base-relative target; follows the chain. */
 #define END_BLOCK(slot, target)                                                                    \
 	do {                                                                                       \
 		c->pc = (target);                                                                  \
 		struct tb *nt_ = tb->chain[slot];                                                  \
-		if (likely(nt_ != NULL) && !STOP_WANTED()) {                                       \
+		if (likely(nt_ != NULL) && CHAIN_OK()) {                                       \
 			tb = nt_;                                                                  \
 			base = c->pc;                                                              \
 			c->instret += tb->n;                                                       \
@@ -166,8 +164,11 @@ void cpu_exec_blocks(struct cpu *c)
 	} while (0)
 
 lookup:
-	if (STOP_WANTED())
-		return;
+	if (!CHAIN_OK()) {
+		uint32_t er = __atomic_load_n(&c->exit_req, __ATOMIC_RELAXED);
+		if ((er & ~EXIT_REQ_BUDGET) || c->instret >= c->instret_limit)
+			return;
+	}
 	tb = tb_find(c, c->pc);
 	if (unlikely(tb == NULL)) { /* fetch fault: the trap is set up */
 		prev = NULL;

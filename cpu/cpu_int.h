@@ -83,13 +83,12 @@ struct tb {
 #define JC_SIZE 1024
 
 /* Soft TLB: mmu index 0 = U translated, 1 = S translated, 2 = bare. */
-#define TLB_SIZE 256
+#define TLB_SIZE 512
 #define TLB_MMU_COUNT 3
 #define TLB_INVALID (~0ull)
 struct tlb_entry {
 	uint64_t tag_r, tag_w, tag_x; /* virtual page or TLB_INVALID */
 	uintptr_t addend;             /* host = va + addend */
-	uint64_t gpa;                 /* guest-physical page */
 };
 
 #define WC_SIZE 1024
@@ -125,10 +124,12 @@ struct cpu {
 	uint64_t pc;
 	uint64_t instret;
 	uint64_t instret_limit;
-	uint32_t exit_req;      /* any thread (atomic): look at irqs/work/stop */
+	uint32_t exit_req;      /* any thread (atomic): EXIT_REQ_* bits */
 	int priv;
 	int xmmu, dmmu;         /* TLB index for fetches and data accesses */
 	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_SIZE];
+	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_SIZE]; /* guest-physical page of each entry
+						     * (kept apart: the fast path never reads it) */
 
 	/* CSRs */
 	uint64_t mstatus, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
@@ -174,6 +175,16 @@ struct cpu {
 	pthread_t owner;
 	bool running;               /* under lock */
 };
+
+static inline uint64_t *tlb_gpa(struct cpu *c, const struct tlb_entry *e)
+{
+	return &c->tlb_gpa[0][0] + (e - &c->tlb[0][0]);
+}
+
+/* exit_req bits: chained blocks run on while exit_req == 0 */
+#define EXIT_REQ_EXT 1u    /* another thread: look at irqs, work, stop */
+#define EXIT_REQ_BUDGET 2u /* cpu_run has an instruction budget: check it */
+#define EXIT_REQ_SMC 4u    /* the running block may have been invalidated */
 
 /* mstatus bits */
 #define MS_SIE (1ull << 1)

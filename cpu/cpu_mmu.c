@@ -42,7 +42,7 @@ static inline bool tlb_valid(const struct tlb_entry *e)
 static void tlb_kill(struct cpu *c, struct tlb_entry *e)
 {
 	if (tlb_valid(e))
-		cpu_obs(c, false, CPU_DERIV_TLB, e->gpa);
+		cpu_obs(c, false, CPU_DERIV_TLB, *tlb_gpa(c, e));
 	e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
 }
 
@@ -63,7 +63,7 @@ void tlb_flush_gpa(struct cpu *c, uint64_t gpa_page)
 {
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
 		for (int k = 0; k < TLB_SIZE; k++)
-			if (tlb_valid(&c->tlb[m][k]) && c->tlb[m][k].gpa == gpa_page)
+			if (tlb_valid(&c->tlb[m][k]) && c->tlb_gpa[m][k] == gpa_page)
 				tlb_kill(c, &c->tlb[m][k]);
 	tb_jc_flush(c);
 }
@@ -72,7 +72,7 @@ void tlb_drop_write(struct cpu *c, uint64_t gpa_page)
 {
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
 		for (int k = 0; k < TLB_SIZE; k++)
-			if (c->tlb[m][k].gpa == gpa_page)
+			if (c->tlb_gpa[m][k] == gpa_page)
 				c->tlb[m][k].tag_w = TLB_INVALID;
 }
 
@@ -281,7 +281,7 @@ static int tlb_fill(struct cpu *c, uint64_t va, unsigned acc, int mmu, struct ac
 	struct tlb_entry *e = &c->tlb[mmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
 	tlb_kill(c, e);
 	e->addend = (uintptr_t)pg.host - (uintptr_t)vpage;
-	e->gpa = page;
+	*tlb_gpa(c, e) = page;
 	unsigned ok = rights & pg.perms;
 	e->tag_r = (ok & CPU_PERM_R) ? vpage : TLB_INVALID;
 	e->tag_x = (ok & CPU_PERM_X) ? vpage : TLB_INVALID;
@@ -301,7 +301,7 @@ int data_access(struct cpu *c, uint64_t va, unsigned acc, struct access *out)
 	uint64_t tag = acc == ACC_R ? e->tag_r : e->tag_w;
 	if (tag == (va & PG_MASK)) {
 		out->host = (uint8_t *)(uintptr_t)(va + e->addend);
-		out->gpa = e->gpa | (va & (PG_SIZE - 1));
+		out->gpa = *tlb_gpa(c, e) | (va & (PG_SIZE - 1));
 		return 0;
 	}
 	int cause = tlb_fill(c, va, acc, c->dmmu, out);
@@ -326,7 +326,7 @@ int mem_fetch_page(struct cpu *c, uint64_t va, uint8_t **host, uint64_t *gpa)
 		}
 	}
 	*host = (uint8_t *)(uintptr_t)((va & PG_MASK) + e->addend);
-	*gpa = e->gpa;
+	*gpa = *tlb_gpa(c, e);
 	return 0;
 }
 

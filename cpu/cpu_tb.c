@@ -221,8 +221,10 @@ void tb_invalidate_page(struct cpu *c, uint64_t gpa_page)
 	}
 	pageset_del(&c->code_pages, gpa_page);
 	tb_jc_flush(c);
-	if (c->in_exec)
+	if (c->in_exec) {
 		c->smc_exit = true;
+		__atomic_fetch_or(&c->exit_req, EXIT_REQ_SMC, __ATOMIC_RELAXED);
+	}
 }
 
 void tb_flush_all(struct cpu *c)
@@ -239,8 +241,10 @@ void tb_flush_all(struct cpu *c)
 	}
 	pageset_free(&c->code_pages);
 	tb_jc_flush(c);
-	if (c->in_exec)
+	if (c->in_exec) {
 		c->smc_exit = true;
+		__atomic_fetch_or(&c->exit_req, EXIT_REQ_SMC, __ATOMIC_RELAXED);
+	}
 }
 
 void tb_reap(struct cpu *c)
