@@ -260,8 +260,11 @@ static void note_peer_reports(struct coord *c, struct cnode *n, const CtlHeartbe
 	for (size_t i = 0; i < hb->n_peers; i++) {
 		struct cnode *q = coord_node(c, hb->peers[i]->node_id);
 		uint64_t age = (uint64_t)hb->peers[i]->age_ms * 1000000;
-		if (!q || q == n || hb->peers[i]->age_ms == 0xffffffffu || age > now_ns)
+		if (!q || q == n)
 			continue;
+		q->about_ns[me] = now_ns;
+		if (hb->peers[i]->age_ms == 0xffffffffu || age > now_ns)
+			continue; /* "never": says nothing good about q */
 		if (now_ns - age > q->seen_ns[me])
 			q->seen_ns[me] = now_ns - age;
 		LOG_DBG("coord", "node %u: saw node %u %u ms ago", n->cfgn->id, q->cfgn->id,
@@ -407,10 +410,10 @@ static bool lease_expired(struct coord *c, struct cnode *n, uint64_t now_ns, cha
 			continue;
 		others_heard |= q->conn >= 0 && now_ns - q->last_hb_ns <= lease &&
 				q->last_hb_ns > n->last_hb_ns + lease / 2;
-		if (!q->report_ns || now_ns - q->report_ns > lease)
-			continue;
+		if (!n->about_ns[j] || now_ns - n->about_ns[j] > lease)
+			continue; /* q says nothing (recent) about n */
 		reporters++;
-		accusers += q->report_ns - n->seen_ns[j] > lease;
+		accusers += n->about_ns[j] - n->seen_ns[j] > lease;
 		if (n->seen_ns[j] >= best) {
 			best = n->seen_ns[j];
 			voucher = q->cfgn->id;

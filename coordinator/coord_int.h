@@ -63,8 +63,10 @@ struct cnode {
 	uint64_t stop_sent_ns; /* 0: not asked to stop yet */
 	/* partition rules (coord_cluster.c check_leases): seen_ns[j] = when
 	 * node index j last reached this node over the data plane (from j's
-	 * heartbeat reports); report_ns = this node's last report (0: none) */
+	 * heartbeat reports); about_ns[j] = when j last reported on this node
+	 * at all; report_ns = this node's last report (0: none) */
 	uint64_t seen_ns[CONFIG_MAX_NODES];
+	uint64_t about_ns[CONFIG_MAX_NODES];
 	uint64_t report_ns;
 	bool cut_noted; /* "cut off from the coordinator" logged */
 };

@@ -33,3 +33,11 @@ if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
     LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE
     ENVIRONMENT "SPANVM_SOAK_SECONDS=20")
 endif()
+
+# The coordinator's partition rules with virtual time (docs/deploy.md).
+if(TARGET spanvm_coord)
+  add_executable(test_coord_partition ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_coord_partition.c)
+  target_link_libraries(test_coord_partition spanvm_coord PkgConfig::CMOCKA)
+  add_test(NAME unit.coord_partition COMMAND test_coord_partition)
+  set_tests_properties(unit.coord_partition PROPERTIES LABELS "unit;sanitize")
+endif()
