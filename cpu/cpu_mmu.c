@@ -427,6 +427,10 @@ int mem_store_slow(struct cpu *c, uint64_t va, unsigned size, uint64_t val)
 			cpu_raise(c, EXC_STORE_ACCESS, va);
 			return 1;
 		}
+		/* A device write may raise an interrupt for this hart or ask it
+		 * to stop: end the block so that takes effect right after it. */
+		c->smc_exit = true;
+		__atomic_fetch_or(&c->exit_req, EXIT_REQ_SMC, __ATOMIC_RELAXED);
 		return 0;
 	}
 	store_commit(c, &a, size, val, false);
