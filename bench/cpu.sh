@@ -33,8 +33,8 @@ done
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT='$REPEAT': expected a positive integer"
 mkdir -p "$BUILD/bench" || die "cannot create $BUILD/bench"
 
-qemu_run() { timeout 300 "$QEMU" -machine spike -nographic -bios none "$@"; }
-spanvm_run() { timeout 300 "$SPANVM" run "$1" --timeout 280; }
+qemu_run() { timeout 300 "$QEMU" -machine spike -nographic -bios none "$@" </dev/null; }
+spanvm_run() { timeout 300 "$SPANVM" run "$1" --timeout 280 </dev/null; }
 
 # seconds EMU ELF: wall time of one checked run
 seconds() {

@@ -59,9 +59,9 @@ build() { # seed prefix -> $out/s<seed>_p<prefix>.elf
 }
 run_both() { # elf -> $elf.qemu / $elf.spanvm (output + exit line)
 	local elf=$1
-	timeout 20 "$qemu" -machine spike -nographic -bios none -kernel "$elf" >"$elf.qemu" 2>&1
+	timeout 10 "$qemu" -machine spike -nographic -bios none -kernel "$elf" >"$elf.qemu" 2>&1 </dev/null
 	echo "exit=$?" >>"$elf.qemu"
-	timeout 20 "$spanvm" run "$elf" --timeout 15 >"$elf.spanvm" 2>&1
+	timeout 10 "$spanvm" run "$elf" --timeout 8 >"$elf.spanvm" 2>&1 </dev/null
 	echo "exit=$?" >>"$elf.spanvm"
 	cmp -s "$elf.qemu" "$elf.spanvm"
 }
@@ -110,8 +110,8 @@ if [ -n "$guests" ]; then
 	for elf in "$guests"/isa_*.elf "$guests"/priv_*.elf "$guests"/vm_*.elf; do
 		[ -f "$elf" ] || continue
 		gtotal=$((gtotal + 1))
-		timeout 60 "$qemu" -machine spike -nographic -bios none -kernel "$elf" >/dev/null 2>&1; q=$?
-		timeout 60 "$spanvm" run "$elf" --timeout 50 >/dev/null 2>&1; v=$?
+		timeout 60 "$qemu" -machine spike -nographic -bios none -kernel "$elf" >/dev/null 2>&1 </dev/null; q=$?
+		timeout 60 "$spanvm" run "$elf" --timeout 50 >/dev/null 2>&1 </dev/null; v=$?
 		if [ "$q" != 0 ] || [ "$v" != 0 ]; then
 			echo "GUEST $(basename "$elf"): qemu exit $q, spanvm exit $v"
 			gfail=$((gfail + 1))

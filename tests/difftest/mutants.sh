@@ -10,7 +10,7 @@ src=$1 gdir=$2 gen=$3; shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 [ -d "$src/.git" ] || { echo "mutants.sh: $src is not a git clone" >&2; exit 2; }
 cmake -S "$src" -B "$src/b" >/dev/null || exit 2
-grep -v '^#' "$here/mutants.txt" | while IFS='|' read -r name file expr; do
+while IFS='|' read -r name file expr <&3; do
 	name=$(echo $name) file=$(echo $file) expr=$(echo "$expr" | sed 's/^ *//; s/ *$//')
 	[ $# -eq 0 ] || [[ " $* " == *" $name "* ]] || continue
 	(cd "$src" && git checkout -q -- cpu)
@@ -26,7 +26,7 @@ grep -v '^#' "$here/mutants.txt" | while IFS='|' read -r name file expr; do
 	for elf in "$gdir"/isa_*.elf "$gdir"/priv_*.elf "$gdir"/vm_*.elf "$gdir"/mp_amo.elf "$gdir"/mp_lrsc.elf "$gdir"/mp_smc.elf; do
 		t=$(basename "$elf" .elf) h=1
 		case $t in mp_amo|mp_lrsc) h=4 ;; mp_smc) h=2 ;; esac
-		timeout 60 "$src/b/bin/spanvm" run "$elf" --harts $h --timeout 50 >/dev/null 2>&1 || caught+=("$t")
+		timeout 20 "$src/b/bin/spanvm" run "$elf" --harts $h --timeout 15 >/dev/null 2>&1 </dev/null || caught+=("$t")
 	done
 	"$here/difftest.sh" --spanvm "$src/b/bin/spanvm" --gen "$gen" --rt "$here/../../guest/rt" \
 		--out /tmp/mutant_dt.$$ --seeds 1-30 --len 400 > /tmp/mutant_dt.$$.log 2>&1
@@ -34,6 +34,6 @@ grep -v '^#' "$here/mutants.txt" | while IFS='|' read -r name file expr; do
 	first=$(grep -m1 -A2 '^MISMATCH' /tmp/mutant_dt.$$.log | grep -m1 'source:' | sed 's/ *source: //')
 	echo "$name: caught by ${caught[*]:-NO GUEST TEST}; difftest $dt/30 seeds${first:+ (first: $first)}"
 	rm -rf /tmp/mutant_dt.$$ /tmp/mutant_dt.$$.log
-done
+done 3< <(grep -v '^#' "$here/mutants.txt")
 (cd "$src" && git checkout -q -- cpu)
 rm -f /tmp/mutant.orig.$$
