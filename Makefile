@@ -8,7 +8,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build demo check check-plain check-asan check-tsan asan tsan clean \
-	bench-transport bench-cpu bench-trace soak
+	bench-transport bench-cpu bench-trace guest-linux soak
 
 all: build
 
@@ -44,6 +44,12 @@ check-tsan: tsan
 
 check: check-plain check-asan check-tsan
 	@echo "make check: all suites passed"
+
+# Linux guest kernel + initramfs (minutes the first time, cached under
+# $(BUILD)/guest-linux afterwards).
+guest-linux:
+	@./deploy/install-deps.sh linux
+	./guest/linux/build.sh $(BUILD)/guest-linux
 
 bench-transport: build
 	./bench/transport.sh $(BUILD)

@@ -13,6 +13,7 @@
 #pragma weak cmd_status
 #pragma weak cmd_stop
 #pragma weak cmd_run
+#pragma weak cmd_dtb
 
 struct subcommand {
 	const char *name;
@@ -25,6 +26,7 @@ static const struct subcommand subcommands[] = {
 	{"status", cmd_status, "status [--json]: state of the running cluster"},
 	{"stop", cmd_stop, "stop: orderly stop of the running cluster"},
 	{"run", cmd_run, "run GUEST [--harts N] [--stats]: run a guest on this host alone"},
+	{"dtb", cmd_dtb, "dtb CONFIG [-o FILE]: write the device tree of a Linux guest"},
 };
 
 static void usage(FILE *out)

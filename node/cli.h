@@ -11,5 +11,6 @@ int cmd_launch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_dtb(int argc, char **argv);
 
 #endif

@@ -119,6 +119,14 @@ static int place(const struct boot_cfg *cfg, struct boot_plan *p, char *err, siz
 	uint64_t ram_end = VM_RAM_BASE + cfg->mem_bytes;
 	uint64_t low = p->kernel ? p->kernel_end : VIRT_KERNEL_ADDR;
 	p->dtb_addr = (ram_end - VIRT_DTB_MAX) & ~(uint64_t)(VIRT_DTB_MAX - 1);
+	if (p->kernel && p->kernel_end > ram_end) {
+		snprintf(err, el, "kernel %s (0x%llx bytes with bss, at 0x%llx) does not fit in "
+			 "%llu MiB of RAM", cfg->kernel_path,
+			 (unsigned long long)(p->kernel_end - p->kernel_addr),
+			 (unsigned long long)p->kernel_addr,
+			 (unsigned long long)(cfg->mem_bytes >> 20));
+		return -ENOSPC;
+	}
 	if (p->dtb_addr < low) {
 		snprintf(err, el, "the device tree does not fit in %llu MiB of RAM above the "
 			 "kernel (which ends at 0x%llx): give more memory",

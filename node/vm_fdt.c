@@ -73,6 +73,7 @@ static void cpus_node(void *f, int *rc, unsigned harts)
 		p_str(f, rc, "riscv,isa", VIRT_ISA);
 		p_str(f, rc, "mmu-type", "riscv,sv39");
 		begin(f, rc, "interrupt-controller");
+		p_u32(f, rc, "#address-cells", 0);
 		p_u32(f, rc, "#interrupt-cells", 1);
 		p_raw(f, rc, "interrupt-controller", NULL, 0);
 		p_str(f, rc, "compatible", "riscv,cpu-intc");

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Build the spanvm guest kernel Image from Debian's linux-source-6.1:
-# tinyconfig + guest/linux/<fragment>, cross-compiled with riscv64-linux-gnu-.
-# Usage: build-kernel.sh OUTDIR [FRAGMENT]
+# tinyconfig (or $KBASE, e.g. defconfig) + guest/linux/<fragment>,
+# cross-compiled with riscv64-linux-gnu-.
+# Usage: [KBASE=defconfig] build-kernel.sh OUTDIR [FRAGMENT]
 # Output: OUTDIR/Image, OUTDIR/System.map, OUTDIR/.config, OUTDIR/gen_init_cpio.
 # Cached: the build is skipped when OUTDIR/stamp matches the hash of the
 # fragment, this script and the source tarball, so a second run is instant.
@@ -13,6 +14,7 @@ frag=${2:-$here/kernel.config}
 tarball=/usr/src/linux-source-6.1.tar.xz
 cross=${CROSS_COMPILE:-riscv64-linux-gnu-}
 jobs=${JOBS:-2}
+base=${KBASE:-tinyconfig}
 
 [ -r "$tarball" ] || { echo "build-kernel: $tarball missing (deploy/install-deps.sh linux)" >&2; exit 1; }
 [ -r "$frag" ] || { echo "build-kernel: fragment $frag not readable" >&2; exit 1; }
@@ -20,7 +22,7 @@ command -v "${cross}gcc" >/dev/null || { echo "build-kernel: ${cross}gcc not fou
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-key=$( (cat "$frag" "$0"; ls -l --time-style=+%s "$tarball") | sha256sum | cut -d' ' -f1)
+key=$( (echo "$base"; cat "$frag" "$0"; ls -l --time-style=+%s "$tarball") | sha256sum | cut -d' ' -f1)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ] && [ -f "$out/Image" ]; then
 	echo "build-kernel: $out/Image is up to date"
 	exit 0
@@ -36,7 +38,7 @@ fi
 
 kmake() { make -C "$src" O="$out/obj" ARCH=riscv CROSS_COMPILE="$cross" -j"$jobs" "$@"; }
 mkdir -p "$out/obj"
-kmake tinyconfig >/dev/null
+kmake "$base" >/dev/null
 "$src/scripts/kconfig/merge_config.sh" -m -O "$out/obj" "$out/obj/.config" "$frag" >/dev/null
 kmake olddefconfig >/dev/null
 # Every option the fragment sets must have survived olddefconfig, or the
