@@ -54,6 +54,9 @@ guest-linux:
 bench-transport: build
 	./bench/transport.sh $(BUILD)
 
+bench-linux: build guest-linux
+	./bench/linux.sh $(BUILD)
+
 bench-cpu: build
 	./bench/cpu.sh $(BUILD)
 

@@ -1,0 +1,93 @@
+#!/bin/sh
+# bench/linux.sh BUILD_DIR
+#
+# Boot time of the Linux guest (BUILD_DIR/guest-linux: Image + the test
+# initramfs) on spanvm, one node, next to qemu-system-riscv64 -machine virt
+# (OpenSBI from -bios default) on the same Image, initrd and hart count,
+# measured in the same run and interleaved over rounds so machine noise hits
+# both alike.  Two times per boot, from process start:
+#   first_line_s  the init's first line ("init: start, N harts") on stdout
+#   poweroff_s    the process exit after the guest's SBI power-off
+# Medians over rounds.  The 3-node vs 1-node ratio needs the multi-node
+# Linux boot (issue 7 item 6) and is null until that lands.
+#
+# Writes BUILD_DIR/bench/linux.json.  Env: BENCH_ROUNDS (5), BENCH_HARTS (2).
+set -eu
+
+BUILD=${1:-build}
+ROUNDS=${BENCH_ROUNDS:-5}
+HARTS=${BENCH_HARTS:-2}
+G=$BUILD/guest-linux
+SPANVM=$BUILD/bin/spanvm
+OUT=$BUILD/bench/linux.json
+APPEND="console=ttyS0"
+
+die() { echo "bench/linux.sh: $*" >&2; exit 1; }
+[ -x "$SPANVM" ] || die "$SPANVM not built (run: make build)"
+[ -f "$G/Image" ] && [ -f "$G/initramfs.cpio" ] || die "no guest in $G (run: make guest-linux)"
+command -v qemu-system-riscv64 >/dev/null || die "qemu-system-riscv64 missing (qemu-system-misc)"
+command -v python3 >/dev/null || die "python3 missing"
+mkdir -p "$BUILD/bench"
+
+# timed_boot CMD...: prints "first_line_s poweroff_s exit_code" for one boot.
+timed_boot() {
+	python3 - "$@" <<'PY'
+import subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                     stdin=subprocess.DEVNULL)
+first = None
+ok = False
+for raw in p.stdout:
+    line = raw.decode(errors="replace")
+    if first is None and "init: start," in line:
+        first = time.monotonic() - t0
+    if "init: workload ok" in line:
+        ok = True
+rc = p.wait()
+end = time.monotonic() - t0
+if first is None or not ok:
+    rc = rc or 1
+print("%.4f %.4f %d" % (first if first is not None else -1, end, rc))
+PY
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for r in $(seq 1 "$ROUNDS"); do
+	set -- $(timed_boot "$SPANVM" run "$G/Image" --initrd "$G/initramfs.cpio" \
+		--append "$APPEND" --harts "$HARTS" --timeout 120)
+	[ "$3" -eq 0 ] || die "spanvm boot failed (exit $3) in round $r"
+	echo "$1" >>"$TMP/s_first"; echo "$2" >>"$TMP/s_off"
+	set -- $(timed_boot timeout 120 qemu-system-riscv64 -machine virt -smp "$HARTS" -m 128 \
+		-bios default -kernel "$G/Image" -initrd "$G/initramfs.cpio" -append "$APPEND" \
+		-nographic -no-reboot)
+	[ "$3" -eq 0 ] || die "qemu boot failed (exit $3) in round $r"
+	echo "$1" >>"$TMP/q_first"; echo "$2" >>"$TMP/q_off"
+	echo "round $r: spanvm $(tail -1 "$TMP/s_first")/$(tail -1 "$TMP/s_off") s," \
+		"qemu $(tail -1 "$TMP/q_first")/$(tail -1 "$TMP/q_off") s (first line/power-off)" >&2
+done
+sf=$(median <"$TMP/s_first"); so=$(median <"$TMP/s_off")
+qf=$(median <"$TMP/q_first"); qo=$(median <"$TMP/q_off")
+ratio=$(awk -v a="$so" -v b="$qo" 'BEGIN { printf "%.3f", a / b }')
+ratio_first=$(awk -v a="$sf" -v b="$qf" 'BEGIN { printf "%.3f", a / b }')
+cat >"$OUT" <<JSON
+{
+  "bench": "linux",
+  "harts": $HARTS,
+  "rounds": $ROUNDS,
+  "kernel": "$G/Image",
+  "kernel_bytes": $(stat -c %s "$G/Image"),
+  "cmdline": "$APPEND",
+  "spanvm_1node": {"first_line_s": $sf, "poweroff_s": $so},
+  "qemu": {"first_line_s": $qf, "poweroff_s": $qo,
+           "cmd": "qemu-system-riscv64 -machine virt -smp $HARTS -m 128 -bios default"},
+  "boot_ratio_vs_qemu": $ratio,
+  "first_line_ratio_vs_qemu": $ratio_first,
+  "boot_ratio_3node_vs_1node": null,
+  "note": "ratios = spanvm time / baseline time (lower is better); medians over rounds; 3-node boot not yet available"
+}
+JSON
+cat "$OUT"
