@@ -56,7 +56,7 @@ static inline int tmem_mmio_read(void *o, int hart, uint64_t gpa, unsigned size,
 	struct tmem *m = o;
 	(void)hart;
 	(void)size;
-	*v = gpa == T_MMIO_REG ? m->mmio_reg : 0;
+	*v = gpa == T_MMIO_REG ? __atomic_load_n(&m->mmio_reg, __ATOMIC_ACQUIRE) : 0;
 	return 0;
 }
 
@@ -69,7 +69,7 @@ static inline int tmem_mmio_write(void *o, int hart, uint64_t gpa, unsigned size
 		m->last_stop_val = v;
 		cpu_request_stop(m->cpu[hart]);
 	} else if (gpa == T_MMIO_REG) {
-		m->mmio_reg = v;
+		__atomic_store_n(&m->mmio_reg, v, __ATOMIC_RELEASE);
 	}
 	return 0;
 }
