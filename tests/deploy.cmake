@@ -41,3 +41,13 @@ if(TARGET spanvm_coord)
   add_test(NAME unit.coord_partition COMMAND test_coord_partition)
   set_tests_properties(unit.coord_partition PROPERTIES LABELS "unit;sanitize")
 endif()
+
+# The coherence stress guest (guest/deploy) and its host-side checker.
+get_property(deploy_guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
+if(TARGET spanvm AND deploy_guest_dir)
+  add_test(NAME guest.deploy_coherence
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/deploy_coherence.sh ${CMAKE_SOURCE_DIR}
+            ${SPANVM_BIN_DIR} ${deploy_guest_dir}/stress_coherence.elf)
+  set_tests_properties(guest.deploy_coherence PROPERTIES
+    LABELS "guest" SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()

@@ -1,0 +1,3 @@
+# deploy/: the coherence stress guest (run by tests/deploy.cmake and
+# `make soak`, checked on the host by deploy/netns/coherence-check).
+guest_program(stress_coherence 4 stress deploy/coherence.c)
