@@ -98,7 +98,7 @@ ok=false
 if [ "$ok" = false ]; then
 	for f in "$D"/*.log; do echo "--- $f" >&2; grep -v DBG "$f" | tail -n 15 >&2; done
 fi
-guest='"unavailable: spanvm does not yet run a guest across nodes (needs the DSM in spanvm-node); coherence not checked"'
+guest='"not run: spanvm-node does not run vCPUs on the DSM yet, so the stress guest (guest/deploy/coherence.c, checker deploy/netns/coherence-check) cannot span nodes; coherence not checked"'
 printf '{"seed": %s, "minutes": %s, "nodes": %s, "lease_ms": %s, "cuts": %s, "samples": %s, "status_errors": %s, "longest_stall_ms": %s, "false_failures": %s, "stopped_in_order": %s, "operations": null, "violations": null, "lost": null, "duplicated": null, "guest": %s, "ok": %s}\n' \
 	"$SEED" "$MINUTES" "$NODES" "$LEASE" "$cuts" "$samples" "$status_errors" "$stall" \
 	"$false_failures" "$stopped" "$guest" "$ok"
