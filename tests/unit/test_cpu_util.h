@@ -66,7 +66,7 @@ static inline int tmem_mmio_write(void *o, int hart, uint64_t gpa, unsigned size
 	(void)size;
 	if (gpa == T_MMIO_STOP) {
 		__atomic_fetch_add(&m->stops, 1, __ATOMIC_RELAXED);
-		m->last_stop_val = v;
+		__atomic_store_n(&m->last_stop_val, v, __ATOMIC_RELAXED);
 		cpu_request_stop(m->cpu[hart]);
 	} else if (gpa == T_MMIO_REG) {
 		__atomic_store_n(&m->mmio_reg, v, __ATOMIC_RELEASE);
