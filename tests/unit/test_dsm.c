@@ -87,7 +87,7 @@ static int cluster_open(void **state)
 		struct dsm_cfg dc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
 				     .ram = N[i].ram, .ram_base = BASE, .ram_size = RAM,
 				     .ops = &t_ops, .ops_arg = &N[i],
-				     .msg_timeout_ns = 50000000ull, .retx_ns = 20000000ull};
+				     .msg_timeout_ns = 10000000ull, .retx_ns = 5000000ull};
 		if (dsm_create(&dc, &N[i].dsm) || dsm_start(N[i].dsm) || tp_start(N[i].tp))
 			return -1;
 	}
@@ -278,10 +278,12 @@ static void counters_exact(void **state)
 }
 
 /* Message passing: data on one page, flag on another (other homes). */
+static int mp_rounds = 50;
+
 static void *mp_writer(void *arg)
 {
 	struct tnode *n = arg;
-	for (uint64_t i = 1; i <= 50; i++) {
+	for (uint64_t i = 1; i <= (uint64_t)mp_rounds; i++) {
 		uint64_t data[4] = {i, i * 3, i * 5, i * 7};
 		assert_int_equal(dsm_write(n->dsm, gpa_of(20, 0), data, sizeof(data)), 0);
 		assert_int_equal(dsm_write(n->dsm, gpa_of(22, 0), &i, sizeof(i)), 0);
@@ -300,7 +302,7 @@ static void message_passing(void **state)
 	assert_int_equal(dsm_write(N[0].dsm, gpa_of(22, 0), &zero, 8), 0);
 	assert_int_equal(dsm_write(N[0].dsm, gpa_of(23, 0), &zero, 8), 0);
 	assert_int_equal(pthread_create(&th, NULL, mp_writer, &N[0]), 0);
-	for (uint64_t i = 1; i <= 50; i++) {
+	for (uint64_t i = 1; i <= (uint64_t)mp_rounds; i++) {
 		uint64_t flag = 0, data[4];
 		while (flag != i) {
 			flag = t_load(&N[2], gpa_of(22, 0));
@@ -322,8 +324,10 @@ static void under_faults(void **state)
 	struct tp_stats ts;
 
 	faults_all(&f);
-	run_counters(60);
+	run_counters(40);
+	mp_rounds = 15;
 	message_passing(state);
+	mp_rounds = 50;
 	struct tp_fault none = {0};
 	faults_all(&none);
 	dsm_stats(N[0].dsm, &s);
@@ -530,5 +534,7 @@ int main(void)
 		cmocka_unit_test(sparse_64g),
 	};
 	util_log_set_level(getenv("DSM_TEST_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_ERR);
+	if (getenv("DSM_TEST_ONLY")) /* e.g. DSM_TEST_ONLY=under_faults */
+		cmocka_set_test_filter(getenv("DSM_TEST_ONLY"));
 	return cmocka_run_group_tests(tests, cluster_open, cluster_close);
 }
