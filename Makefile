@@ -8,7 +8,7 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build demo check check-plain check-asan check-tsan asan tsan clean \
-	bench-transport bench-cpu bench-trace guest-linux soak
+	bench-transport bench-cpu bench-trace bench-dsm guest-linux soak
 
 all: build
 
@@ -62,6 +62,9 @@ bench-cpu: build
 
 bench-trace: build
 	./bench/trace.sh $(BUILD)
+
+bench-dsm: build
+	./bench/dsm.sh $(BUILD)
 
 # Partition soak on a namespace cluster (root): random cuts for MINUTES,
 # then an orderly stop; prints a JSON summary line (deploy/netns/soak.sh).

@@ -1,0 +1,63 @@
+#!/bin/sh
+# bench/dsm.sh BUILD_DIR
+#
+# DSM fault latencies (bench_dsm: three nodes in one process, each with its
+# own tcp;ofi_rxm endpoint on loopback, faults through the same dsm_* path a
+# vCPU uses) next to the transport's raw 64 B message round trip and 4 KiB
+# RMA read, measured on the same endpoints in the same run (before and after
+# the fault measurements; the smaller of the two is the baseline).
+#
+#   read_fault_ratio  = read fault p50 / (msg RTT p50 + RMA read p50)  target <= 1.5
+#   write_fault_ratio = write fault with one sharer p50 / msg RTT p50   target <= 2.5
+#     (sharer = the page's home, 2 nodes; write_fault_3n_ratio: home on a
+#      third node, so the invalidation is one more remote round trip)
+# Also: page ping-pong rate between two nodes, and a low-sharing parallel
+# workload (host threads) on one node vs spread over two.
+#
+# Writes BUILD_DIR/bench/dsm.json.  Env: SPANVM_PROVIDER (tcp;ofi_rxm),
+# BENCH_ITERS (2000).
+set -eu
+BUILD=${1:-build}
+ITERS=${BENCH_ITERS:-2000}
+BIN=$BUILD/bin/bench_dsm
+OUT=$BUILD/bench/dsm.json
+PROV=${SPANVM_PROVIDER:-"tcp;ofi_rxm"}
+
+[ -x "$BIN" ] || { echo "bench/dsm.sh: $BIN not built (run: make build)" >&2; exit 1; }
+mkdir -p "$BUILD/bench"
+TMP=$(mktemp)
+trap 'rm -f "$TMP"' EXIT
+SPANVM_PROVIDER=$PROV "$BIN" --iters "$ITERS" >"$TMP" || { echo "bench/dsm.sh: bench_dsm failed" >&2; exit 1; }
+
+get() { # get BENCH FIELD [occurrence]
+	grep "\"bench\":\"$1\"" "$TMP" | sed -n "${3:-1}p" | sed -n "s/.*\"$2\":\([0-9.a-z]*\).*/\1/p"
+}
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
+MSG=$(min "$(get msg_rtt p50_us 1)" "$(get msg_rtt p50_us 2)")
+RMA=$(min "$(get rma_read p50_us 1)" "$(get rma_read p50_us 2)")
+RF=$(get read_fault p50_us); WF=$(get write_fault_2n p50_us); WF3=$(get write_fault_3n p50_us)
+RR=$(awk -v f="$RF" -v m="$MSG" -v r="$RMA" 'BEGIN { printf "%.3f", f / (m + r) }')
+WR=$(awk -v f="$WF" -v m="$MSG" 'BEGIN { printf "%.3f", f / m }')
+WR3=$(awk -v f="$WF3" -v m="$MSG" 'BEGIN { printf "%.3f", f / m }')
+ROK=$(awk -v r="$RR" 'BEGIN { print (r <= 1.5) ? "true" : "false" }')
+WOK=$(awk -v r="$WR" 'BEGIN { print (r <= 2.5) ? "true" : "false" }')
+REV=$(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
+RAW=$(awk 'BEGIN { printf "[" } NR > 1 { printf "," } { printf "%s", $0 } END { printf "]" }' "$TMP")
+
+cat >"$OUT" <<JSON
+{"bench":"dsm","git_rev":"$REV","provider":"$PROV","host":"$(hostname)","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","cpus":$(nproc),"loadavg_1m":$LOAD,"iters":$ITERS,
+ "baseline":{"msg_rtt_p50_us":$MSG,"rma_read_4k_p50_us":$RMA},
+ "read_fault_p50_us":$RF,"write_fault_p50_us":$WF,"write_fault_3n_p50_us":$WF3,
+ "read_fault_ratio":$RR,"write_fault_ratio":$WR,"write_fault_3n_ratio":$WR3,
+ "targets":{"read_fault_ratio":1.5,"write_fault_ratio":2.5},"read_ok":$ROK,"write_ok":$WOK,
+ "pingpong_transfers_per_s":$(get pingpong transfers_per_s),
+ "lowshare":{"one_node_s":$(get lowshare one_node_s),"two_nodes_s":$(get lowshare two_nodes_s),"two_vs_one":$(get lowshare two_vs_one),
+             "note":"host threads through the dsm path, not a guest (node/ VM wiring is not done)"},
+ "raw":$RAW}
+JSON
+printf '%-24s %10s\n' "dsm ($PROV)" "p50 us"
+printf '%-24s %10s\n' "msg round trip" "$MSG" "RMA read 4 KiB" "$RMA" "read fault" "$RF" \
+	"write fault (1 sharer)" "$WF" "write fault (3 nodes)" "$WF3"
+echo "read_fault_ratio $RR (target <= 1.5, ok=$ROK)  write_fault_ratio $WR (target <= 2.5, ok=$WOK)  load $LOAD"
+echo "wrote $OUT"
