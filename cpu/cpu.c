@@ -174,18 +174,42 @@ void cpu_set_irq(struct cpu *c, unsigned irq, bool level)
 	poke(c);
 }
 
-static bool on_own_thread(struct cpu *c)
+/* The hart is not running: runs fn on this thread, lock held on entry and
+ * exit.  One such thread at a time (nesting on the same thread is fine),
+ * and cpu_run waits until it is done: otherwise a hart whose thread enters
+ * cpu_run just now would run guest code while fn changes its TLB or
+ * translation cache (seen as a rare Linux hang: a remote fence to a hart
+ * being started by SBI HSM). */
+static void run_inline(struct cpu *c, void (*fn)(struct cpu *, void *), void *arg)
 {
-	return !c->running || pthread_equal(c->owner, pthread_self());
+	bool nested = c->inline_busy && pthread_equal(c->inline_owner, pthread_self());
+	if (!nested) {
+		c->inline_busy = true;
+		c->inline_owner = pthread_self();
+	}
+	pthread_mutex_unlock(&c->lock);
+	fn(c, arg);
+	pthread_mutex_lock(&c->lock);
+	if (!nested) {
+		c->inline_busy = false;
+		pthread_cond_broadcast(&c->cond);
+	}
 }
 
 int cpu_run_on(struct cpu *c, void (*fn)(struct cpu *, void *), void *arg, bool wait)
 {
 	struct work local, *w = &local;
 	pthread_mutex_lock(&c->lock);
-	if (on_own_thread(c)) {
+	while (!c->running && c->inline_busy && !pthread_equal(c->inline_owner, pthread_self()))
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (c->running && pthread_equal(c->owner, pthread_self())) {
 		pthread_mutex_unlock(&c->lock);
 		fn(c, arg);
+		return 0;
+	}
+	if (!c->running) {
+		run_inline(c, fn, arg);
+		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
 	if (!wait) {
@@ -254,6 +278,8 @@ int cpu_run(struct cpu *c, uint64_t max_insns)
 {
 	int ret;
 	pthread_mutex_lock(&c->lock);
+	while (c->inline_busy) /* another thread is doing work on this hart */
+		pthread_cond_wait(&c->cond, &c->lock);
 	c->owner = pthread_self();
 	c->running = true;
 	pthread_mutex_unlock(&c->lock);
@@ -289,8 +315,14 @@ int cpu_run(struct cpu *c, uint64_t max_insns)
 	}
 	pthread_mutex_lock(&c->lock);
 	c->running = false;
+	c->inline_busy = true; /* drain the queue before others may work inline */
+	c->inline_owner = pthread_self();
 	pthread_mutex_unlock(&c->lock);
 	run_work(c); /* whoever waits must not wait forever */
+	pthread_mutex_lock(&c->lock);
+	c->inline_busy = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 	c->instret_limit = UINT64_MAX;
 	__atomic_fetch_and(&c->exit_req, ~EXIT_REQ_BUDGET, __ATOMIC_RELAXED);
 	return ret;

@@ -121,8 +121,9 @@ void cpu_destroy(struct cpu *cpu);
 enum cpu_exit { CPU_EXIT_STOPPED = 0, CPU_EXIT_BUDGET = 1 };
 
 /* Runs guest code until cpu_request_stop() (returns CPU_EXIT_STOPPED) or,
- * when max_insns > 0, until about max_insns more instructions retired
- * (checked at block boundaries; CPU_EXIT_BUDGET).  wfi sleeps inside. */
+ * when max_insns > 0, until about max_insns more instructions retired or
+ * traps taken (checked at block boundaries; CPU_EXIT_BUDGET).  wfi sleeps
+ * inside. */
 int cpu_run(struct cpu *cpu, uint64_t max_insns);
 void cpu_request_stop(struct cpu *cpu);
 /* Wakes the hart from wfi and makes it look at interrupts and posted work. */

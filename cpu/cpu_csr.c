@@ -96,6 +96,9 @@ static void trap_enter(struct cpu *c, uint64_t cause, uint64_t tval, bool irq)
 void cpu_raise(struct cpu *c, uint64_t cause, uint64_t tval)
 {
 	c->st.exceptions++;
+	/* a trap loop retires nothing: let traps use up a budget too */
+	if (c->instret_limit != UINT64_MAX)
+		c->instret_limit--;
 	trap_enter(c, cause, tval, false);
 }
 
@@ -364,6 +367,8 @@ static int sys_wfi(struct cpu *c)
 		return -1;
 	if (mip_load(c) & c->mie)
 		return 0; /* wakes at once */
+	if (c->instret_limit != UINT64_MAX)
+		return 0; /* bounded run (tests, fuzzing): wfi as a nop, as allowed */
 	c->wfi = true;
 	return 2;
 }

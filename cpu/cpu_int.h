@@ -174,6 +174,10 @@ struct cpu {
 	struct work *work_head, **work_tail;
 	pthread_t owner;
 	bool running;               /* under lock */
+	/* under lock: a thread other than a running owner is doing cpu_run_on
+	 * work on this (stopped) hart; cpu_run and other such threads wait */
+	bool inline_busy;
+	pthread_t inline_owner;
 };
 
 static inline uint64_t *tlb_gpa(struct cpu *c, const struct tlb_entry *e)
