@@ -51,6 +51,10 @@ static void reg_imm(void)
 	TRI("slti", 0, -1, 0);
 	TRI("sltiu", 0, -1, 1); /* immediate sign-extends, then unsigned compare */
 	TRI("sltiu", M1, -1, 0);
+	TRI("sltiu", 0x100000000ull, -1, 1);   /* imm sign-extends to 64 bits, not 32 */
+	TRI("sltiu", A, -2048, 1);
+	TRI("sltiu", 0xfffffffffffff800ull, -2048, 0);
+	TRI("slti", 0x100000000ull, -1, 0);
 	TRI("xori", D, -1, ~D);
 	TRI("ori", D, 0x7ff, D | 0x7ff);
 	TRI("andi", D, -16, D & ~15ull);
