@@ -17,3 +17,25 @@ add_test(NAME model.dsm_lossy COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration
   ${CMAKE_SOURCE_DIR}/dsm/model/dsm.pml -DOPS=1 -DNREQ=2 -DMAXLOSS=1 -DMAXDUP=1)
 set_tests_properties(model.dsm_3req model.dsm_lossy PROPERTIES LABELS "integration"
   TIMEOUT 300 SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+
+# Multi-node guests: three nodes in one process (node/vm_dsm.c glue, real
+# endpoints), the guests of guest/mp with their harts spread over the nodes,
+# with and without dropped/duplicated/reordered/delayed messages.
+if(TARGET spanvm_nodelib AND TARGET spanvm_dsm AND EXISTS ${CMAKE_SOURCE_DIR}/node/vm_dsm.c)
+  add_executable(test_multinode_dsm ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_multinode_dsm.c)
+  target_link_libraries(test_multinode_dsm spanvm_nodelib spanvm_dsm spanvm_cpu)
+  get_property(guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
+  if(guest_dir)
+    foreach(g mp_amo:4 mp_lrsc:4 mp_msg:3 mp_smc:2 mp_pt:2)
+      string(REPLACE ":" ";" gl ${g})
+      list(GET gl 0 name)
+      list(GET gl 1 harts)
+      add_test(NAME multinode.${name} COMMAND test_multinode_dsm ${guest_dir}/${name}.elf ${harts}
+        --timeout 120)
+      add_test(NAME multinode.${name}.faults COMMAND test_multinode_dsm
+        ${guest_dir}/${name}.elf ${harts} --faults --timeout 200)
+      set_tests_properties(multinode.${name} multinode.${name}.faults PROPERTIES
+        LABELS "integration;guest" TIMEOUT 300 ENVIRONMENT "SPANVM_PROVIDER=tcp\\;ofi_rxm")
+    endforeach()
+  endif()
+endif()

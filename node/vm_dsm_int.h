@@ -1,0 +1,62 @@
+/*
+ * One node's share of a multi-node VM whose guest RAM is kept coherent by
+ * dsm/ (node/vm_dsm.c): the harts placed on this node, their memory
+ * interface backed by the DSM, the revocation of a page on the local harts,
+ * HTIF (console and exit) and a node-local CLINT (mtime; msip only for
+ * local harts).
+ *
+ * Threads: one vCPU thread per local hart (cpu_run); the DSM's agent and
+ * home workers call vmd_revoke; the caller owns create/load/start/stop.
+ * Locking: each hart's revocation mailbox has its own mutex; it is never
+ * held while guest code runs or while the engine is called.
+ *
+ * How a revocation reaches a hart that is blocked in page_get (waiting for
+ * a different page): the DSM calls the hart's idle callback while it waits,
+ * and the callback serves the mailbox.  A hart acknowledges only BEFORE it
+ * re-checks the page state, never between a successful check and the
+ * access, so an acknowledged revocation is never followed by a stale use.
+ */
+#ifndef SPANVM_NODE_VM_DSM_INT_H
+#define SPANVM_NODE_VM_DSM_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dsm/dsm.h"
+
+struct tp;
+struct vmd;
+
+struct vmd_cfg {
+	struct tp *tp;               /* peers added; started before vmd_start */
+	int node_id;
+	const int *nodes;            /* all members */
+	unsigned nnodes;
+	uint8_t *ram;                /* registered with tp at offset 0 */
+	uint64_t ram_size;           /* guest RAM at VM_RAM_BASE */
+	const unsigned *harts;       /* guest hart ids placed on this node */
+	unsigned nharts;
+	enum dsm_home_policy policy;
+	/* HTIF console byte and guest exit; called on vCPU threads */
+	void (*on_putc)(void *arg, char ch);
+	void (*on_exit)(void *arg, int code);
+	void *cb_arg;
+};
+
+/* Creates the DSM (and starts serving pages) and the local harts. */
+int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t errlen);
+/* Every node parses the ELF (entry, tohost); with write_ram (node 0) its
+ * segments are written into guest RAM through the DSM. */
+int vmd_load_elf(struct vmd *v, const uint8_t *img, size_t len, bool write_ram, char *err,
+		 size_t errlen);
+/* One thread per local hart. */
+int vmd_start(struct vmd *v);
+/* Stops the harts (join) and the DSM. */
+void vmd_stop(struct vmd *v);
+void vmd_destroy(struct vmd *v);
+struct dsm *vmd_dsm(struct vmd *v);
+/* Local harts interrupted by revocations so far. */
+uint64_t vmd_revocations(struct vmd *v);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * Runs a bare-metal multi-hart guest on three nodes in one process: each
+ * node has its own tcp;ofi_rxm endpoint on 127.0.0.1, registered guest RAM,
+ * DSM and the harts placed on it (hart k on node k % 3), wired by
+ * node/vm_dsm.c exactly as a spanvm-node would be.  Node 0 loads the image
+ * through the DSM.  Console output goes to stdout; the exit status is the
+ * guest's exit code (124 on timeout).  With --faults every link drops,
+ * duplicates, reorders and delays messages.  DSM statistics go to stderr
+ * (or --stats-file F as JSON).
+ *
+ *   test_multinode_dsm GUEST.elf HARTS [--faults] [--timeout S] [--stats-file F]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "dsm/dsm.h"
+#include "node/vm_dsm_int.h"
+#include "node/vm_int.h"
+#include "transport/tp.h"
+#include "util/util.h"
+
+#define NN 3
+#define RAM_SIZE (64ull << 20)
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int exit_code = -1;
+
+static void on_putc(void *arg, char ch)
+{
+	pthread_mutex_lock(&mu);
+	fputc(ch, stdout);
+	if (ch == '\n')
+		fflush(stdout);
+	pthread_mutex_unlock(&mu);
+}
+
+static void on_exit_cb(void *arg, int code)
+{
+	pthread_mutex_lock(&mu);
+	if (exit_code < 0)
+		exit_code = code;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = NULL;
+	long n;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)n)) && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	*len = buf ? (size_t)n : 0;
+	fclose(f);
+	return buf;
+}
+
+struct node {
+	struct tp *tp;
+	uint8_t *ram;
+	struct vmd *vmd;
+	unsigned harts[VM_MAX_HARTS], nharts;
+};
+
+static struct node N[NN];
+
+static int open_nodes(unsigned nharts, bool faults)
+{
+	char addr[NN][TP_ADDR_MAX], err[256];
+	size_t alen[NN];
+	uint64_t key[NN], base[NN];
+	int ids[NN] = {0, 1, 2};
+
+	for (int i = 0; i < NN; i++) {
+		struct tp_cfg c = {.node_id = i, .bind_addr = "127.0.0.1"};
+		if (tp_create(&c, &N[i].tp))
+			return -1;
+		N[i].ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		alen[i] = sizeof(addr[i]);
+		if (N[i].ram == MAP_FAILED || tp_local_addr(N[i].tp, addr[i], &alen[i]) ||
+		    tp_mr_register(N[i].tp, N[i].ram, RAM_SIZE, &key[i], &base[i]))
+			return -1;
+	}
+	for (unsigned k = 0; k < nharts; k++)
+		N[k % NN].harts[N[k % NN].nharts++] = k;
+	struct tp_fault f = {.drop_pct = 10, .dup_pct = 10, .reorder = true, .delay_ns = 100000,
+			     .seed = 7};
+	for (int i = 0; i < NN; i++) {
+		for (int j = 0; j < NN; j++) {
+			if (j == i)
+				continue;
+			if (tp_peer_add(N[i].tp, j, addr[j], alen[j], key[j], base[j]))
+				return -1;
+			if (faults && tp_fault_set(N[i].tp, j, &f))
+				return -1;
+		}
+		struct vmd_cfg vc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
+				     .ram = N[i].ram, .ram_size = RAM_SIZE, .harts = N[i].harts,
+				     .nharts = N[i].nharts, .on_putc = on_putc,
+				     .on_exit = on_exit_cb};
+		if (vmd_create(&vc, &N[i].vmd, err, sizeof(err))) {
+			fprintf(stderr, "node %d: %s\n", i, err);
+			return -1;
+		}
+		if (tp_start(N[i].tp))
+			return -1;
+	}
+	return 0;
+}
+
+static void write_stats(FILE *f, bool faults)
+{
+	fprintf(f, "{\"nodes\":[");
+	for (int i = 0; i < NN; i++) {
+		struct tp_stats ts;
+		tp_stats(N[i].tp, &ts);
+		fprintf(f, "%s{\"node\":%d,\"harts\":%u,\"revocation_interrupts\":%llu,"
+			   "\"tp\":{\"tx_msgs\":%llu,\"fault_dropped\":%llu,\"fault_duplicated\":%llu,"
+			   "\"rx_stale_epoch\":%llu,\"rx_bad_frame\":%llu},\"dsm\":",
+			i ? "," : "", i, N[i].nharts,
+			(unsigned long long)vmd_revocations(N[i].vmd), (unsigned long long)ts.tx_msgs,
+			(unsigned long long)ts.fault_dropped, (unsigned long long)ts.fault_duplicated,
+			(unsigned long long)ts.rx_stale_epoch, (unsigned long long)ts.rx_bad_frame);
+		dsm_stats_write_json(vmd_dsm(N[i].vmd), f);
+		fprintf(f, "}");
+	}
+	fprintf(f, "],\"faults\":%s}\n", faults ? "true" : "false");
+}
+
+int main(int argc, char **argv)
+{
+	const char *stats_file = NULL;
+	bool faults = false;
+	double timeout_s = 120;
+	char err[256];
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_multinode_dsm GUEST.elf HARTS [--faults] "
+				"[--timeout S] [--stats-file F]\n");
+		return 2;
+	}
+	unsigned nharts = (unsigned)atoi(argv[2]);
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--faults"))
+			faults = true;
+		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
+			timeout_s = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--stats-file") && i + 1 < argc)
+			stats_file = argv[++i];
+		else {
+			fprintf(stderr, "test_multinode_dsm: unknown argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (nharts < 1 || nharts > VM_MAX_HARTS) {
+		fprintf(stderr, "test_multinode_dsm: HARTS must be 1..%d\n", VM_MAX_HARTS);
+		return 2;
+	}
+	util_log_set_level(getenv("SPANVM_LOG_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_WARN);
+	size_t len;
+	uint8_t *img = read_file(argv[1], &len);
+	if (!img) {
+		fprintf(stderr, "test_multinode_dsm: cannot read %s\n", argv[1]);
+		return 1;
+	}
+	if (open_nodes(nharts, faults)) {
+		fprintf(stderr, "test_multinode_dsm: cannot set up the three nodes\n");
+		return 1;
+	}
+	for (int i = 0; i < NN; i++)
+		if (vmd_load_elf(N[i].vmd, img, len, i == 0, err, sizeof(err))) {
+			fprintf(stderr, "node %d: %s: %s\n", i, argv[1], err);
+			return 1;
+		}
+	free(img);
+	for (int i = 0; i < NN; i++)
+		if (vmd_start(N[i].vmd)) {
+			fprintf(stderr, "node %d: cannot start harts\n", i);
+			return 1;
+		}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)timeout_s;
+	pthread_mutex_lock(&mu);
+	while (exit_code < 0)
+		if (pthread_cond_timedwait(&cv, &mu, &ts) == ETIMEDOUT) {
+			exit_code = 124;
+			fprintf(stderr, "test_multinode_dsm: timeout after %.0f s\n", timeout_s);
+		}
+	int code = exit_code;
+	pthread_mutex_unlock(&mu);
+	fflush(stdout);
+	for (int i = 0; i < NN; i++)
+		vmd_stop(N[i].vmd);
+	FILE *sf = stats_file ? fopen(stats_file, "w") : stderr;
+	if (sf) {
+		write_stats(sf, faults);
+		if (stats_file)
+			fclose(sf);
+	}
+	for (int i = 0; i < NN; i++) {
+		vmd_destroy(N[i].vmd);
+		tp_destroy(N[i].tp);
+		munmap(N[i].ram, RAM_SIZE);
+	}
+	return code;
+}
