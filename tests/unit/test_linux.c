@@ -352,6 +352,54 @@ static void sbi_srst_ends_the_vm(void **state)
 	vm_destroy(vm);
 }
 
+/* Regression: work done inline on a stopped hart (cpu_run_on from another
+ * thread, as SBI remote fences do) must finish before that hart's thread
+ * can enter cpu_run; otherwise both touch the hart's TLB and code cache. */
+struct inline_probe {
+	struct cpu *c;
+	volatile int in;
+	uint64_t before, after;
+};
+
+static uint64_t instret(struct cpu *c)
+{
+	uint64_t v = 0;
+	cpu_get_csr(c, 0xb02, &v);
+	return v;
+}
+
+static void slow_work(struct cpu *c, void *arg)
+{
+	struct inline_probe *p = arg;
+	p->before = instret(c);
+	__atomic_store_n(&p->in, 1, __ATOMIC_RELEASE);
+	usleep(100 * 1000);
+	p->after = instret(c);
+}
+
+static void *runner(void *arg)
+{
+	struct inline_probe *p = arg;
+	while (!__atomic_load_n(&p->in, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	cpu_run(p->c, 1000); /* hart 0 spins on `j .` */
+	return NULL;
+}
+
+static void inline_work_holds_off_cpu_run(void **state)
+{
+	(void)state;
+	struct vm *vm = make_vm(1);
+	struct inline_probe p = {.c = vm->harts[0].cpu};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, runner, &p), 0);
+	assert_int_equal(cpu_run_on(p.c, slow_work, &p, true), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(p.after, p.before); /* nothing ran during the work */
+	assert_true(instret(p.c) >= p.before + 1000);
+	vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +409,7 @@ int main(void)
 		cmocka_unit_test(uart_thre_irq_through_plic),
 		cmocka_unit_test(sbi_base_ipi_hsm_timer),
 		cmocka_unit_test(sbi_srst_ends_the_vm),
+		cmocka_unit_test(inline_work_holds_off_cpu_run),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
