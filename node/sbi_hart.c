@@ -72,6 +72,8 @@ void virt_hart_main(struct vm_hart *h)
 			continue;
 		}
 		if (vh->hsm == HSM_START_PENDING) {
+			/* a restarted hart may hold translations from before its stop */
+			cpu_flush_all(h->cpu);
 			enter_s(h->cpu, (unsigned)h->id, vh->start_addr, vh->opaque);
 			vh->hsm = HSM_STARTED;
 			LOG_DBG("sbi", "hart %d started at 0x%llx", h->id,
