@@ -346,9 +346,11 @@ static void claim9_writes_are_trace_events(void **state)
 static atomic_int hold_release, write_ran_while_held, subs_suspended_at_write;
 static atomic_ulong inval_at_write;
 
+static atomic_int in_hold;
 static void cmd_hold(struct fv *f, void *arg)
 {
 	int ms = (int)(intptr_t)arg;
+	atomic_store(&in_hold, 1);
 	for (int i = 0; i < ms && !atomic_load(&hold_release); i++)
 		usleep(1000);
 }
@@ -383,7 +385,10 @@ static void claim10_prewrite_suspends_subscribers_first(void **state)
 	fv_derive_on(&f[0], p, TR_KIND_CODE);
 	fv_derive_on(&f[1], p, TR_KIND_PT);
 	atomic_store(&hold_release, 0);
+	atomic_store(&in_hold, 0);
 	fv_post(&f[0], cmd_hold, (void *)(intptr_t)100, false); /* f0 in guest code for 0.1 s */
+	while (!atomic_load(&in_hold))
+		sched_yield();
 	struct wobs w = { f, 2 };
 	assert_int_equal(tr_write(t, NULL, PAGE(p), 8, write_observe, &w), 0);
 	assert_true(atomic_load(&subs_suspended_at_write)); /* both acked and suspended */
@@ -400,11 +405,13 @@ static void claim10_prewrite_suspends_subscribers_first(void **state)
 /* Claims 11, 12: post-write. The write runs while the subscriber is still
  * in guest code; the writer then idles until the subscriber acknowledged. */
 static atomic_int writer_returned;
+static atomic_ulong inval_at_return;
 static struct tr_table *wt_table;
 static void *writer_thread(void *arg)
 {
 	struct wobs *w = arg;
 	assert_int_equal(tr_write(wt_table, NULL, PAGE(2), 8, write_observe, w), 0);
+	atomic_store(&inval_at_return, atomic_load(&w->f[0].invalidations));
 	atomic_store(&writer_returned, 1);
 	return NULL;
 }
@@ -417,7 +424,10 @@ static void claim11_12_postwrite_writer_idles_for_acks(void **state)
 	fv_derive_on(&f[0], 2, TR_KIND_CODE);
 	atomic_store(&hold_release, 0);
 	atomic_store(&writer_returned, 0);
+	atomic_store(&in_hold, 0);
 	fv_post(&f[0], cmd_hold, (void *)(intptr_t)3000, false);
+	while (!atomic_load(&in_hold)) /* f0 is in guest code, away from a boundary */
+		sched_yield();
 	struct wobs w = { f, 1 };
 	wt_table = t;
 	pthread_t th;
@@ -429,7 +439,7 @@ static void claim11_12_postwrite_writer_idles_for_acks(void **state)
 	assert_int_equal(atomic_load(&inval_at_write), 0);
 	pthread_join(th, NULL);
 	/* claim 12: returned only after f0 invalidated and acknowledged */
-	assert_int_equal(atomic_load(&f[0].invalidations), 1);
+	assert_int_equal(atomic_load(&inval_at_return), 1);
 	assert_true(atomic_load(&writer_returned));
 	struct tr_stats host;
 	tr_table_stats(t, &host, NULL);
@@ -437,7 +447,15 @@ static void claim11_12_postwrite_writer_idles_for_acks(void **state)
 	finish(f, 2, t);
 }
 
-/* Claim 12 from a vCPU writer: its idle time is counted. */
+static void cmd_store_then_look(struct fv *f, void *arg)
+{
+	struct fv *other = arg;
+	fv_store(f, 3);
+	atomic_store(&inval_at_return, atomic_load(&other->invalidations));
+}
+
+/* Claim 12 from a vCPU writer: it resumes only after the subscriber
+ * acknowledged (checked the moment its store returns); idle time counted. */
 static void claim12_vcpu_writer_wait_is_counted(void **state)
 {
 	struct tr_table *t = mk_table(TR_PROTO_POST, TR_PROTO_POST, false);
@@ -445,8 +463,8 @@ static void claim12_vcpu_writer_wait_is_counted(void **state)
 	start_n(f, 2, t, false);
 	fv_derive_on(&f[0], 3, TR_KIND_CODE);
 	atomic_store(&f[0].boundary_delay_us, 2000);
-	fv_store_on(&f[1], 3); /* trapped: f0 subscribes */
-	assert_int_equal(atomic_load(&f[0].invalidations), 1);
+	fv_post(&f[1], cmd_store_then_look, &f[0], true); /* trapped: f0 subscribes */
+	assert_int_equal(atomic_load(&inval_at_return), 1);
 	assert_true(stats_of(&f[1]).writer_wait_ns > 0);
 	atomic_store(&f[0].boundary_delay_us, 0);
 	finish(f, 2, t);
