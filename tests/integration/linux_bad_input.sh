@@ -8,6 +8,7 @@
 set -u
 spanvm=$1 dir=$2
 [ -f "$dir/Image" ] || { echo "SKIP: no guest in $dir (linux.build skipped)"; exit 77; }
+dir=$(cd "$dir" && pwd) # the config below names files relative to itself
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
