@@ -257,6 +257,14 @@ char *vm_stats_json(struct vm *vm)
 	json_object_set_new(root, "seconds", json_real(secs));
 	json_object_set_new(root, "mips", json_real(secs > 0 ? (double)total / secs / 1e6 : 0));
 	json_object_set_new(root, "exit_code", json_integer(vm->exit_code));
+	if (vm->virt) {
+		const struct virt_stats *v = &vm->virt->st;
+		json_object_set_new(root, "sbi", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I}", "calls", (json_int_t)v->sbi_calls,
+			"ipis", (json_int_t)v->ipis, "rfences", (json_int_t)v->rfences,
+			"timer_sets", (json_int_t)v->timer_sets,
+			"console_bytes", (json_int_t)v->console_bytes));
+	}
 	vm_trace_stats(vm, root);
 	char *s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
