@@ -8,13 +8,13 @@
 #include "rt.h"
 
 #define NSPACES 8
-#define NPG 16
-/* pages 64 apart: the engine's walk cache (index (vpn ^ root) mod 1024)
- * then holds every (space, page) pair at once */
-#define STRIDE (64ul * 4096)
+#define NPG 32
+/* pages 32 apart: the engine's walk cache (index (vpn ^ root) mod 1024)
+ * then holds every (space, page) pair at once (roots are 4 pages apart) */
+#define STRIDE (32ul * 4096)
 #define NDATA 16
 #ifndef ITERS
-#define ITERS 20000
+#define ITERS 10000
 #endif
 #define VA0 0x10000000ul
 
