@@ -38,6 +38,7 @@ struct vmd_cfg {
 	const unsigned *harts;       /* guest hart ids placed on this node */
 	unsigned nharts;
 	enum dsm_home_policy policy;
+	uint64_t msg_timeout_ns, retx_ns; /* dsm_cfg's; 0 = defaults */
 	/* HTIF console byte and guest exit; called on vCPU threads */
 	void (*on_putc)(void *arg, char ch);
 	void (*on_exit)(void *arg, int code);

@@ -95,7 +95,7 @@ static int open_nodes(unsigned nharts, bool faults)
 	}
 	for (unsigned k = 0; k < nharts; k++)
 		N[k % NN].harts[N[k % NN].nharts++] = k;
-	struct tp_fault f = {.drop_pct = 10, .dup_pct = 10, .reorder = true, .delay_ns = 100000,
+	struct tp_fault f = {.drop_pct = 5, .dup_pct = 5, .reorder = true, .delay_ns = 50000,
 			     .seed = 7};
 	for (int i = 0; i < NN; i++) {
 		for (int j = 0; j < NN; j++) {
@@ -109,7 +109,9 @@ static int open_nodes(unsigned nharts, bool faults)
 		struct vmd_cfg vc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
 				     .ram = N[i].ram, .ram_size = RAM_SIZE, .harts = N[i].harts,
 				     .nharts = N[i].nharts, .on_putc = on_putc,
-				     .on_exit = on_exit_cb};
+				     .on_exit = on_exit_cb,
+				     /* loopback: a lost message is known lost after 10 ms */
+				     .msg_timeout_ns = 10000000, .retx_ns = 5000000};
 		if (vmd_create(&vc, &N[i].vmd, err, sizeof(err))) {
 			fprintf(stderr, "node %d: %s\n", i, err);
 			return -1;
