@@ -53,6 +53,12 @@ static void update_irq(struct vm *vm)
 	dev_plic_set_line(vm, VIRT_UART_IRQ, !(iir(&vm->virt->uart) & IIR_NO_INT));
 }
 
+/* Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD. */
+static uint8_t loop_msr(uint8_t mcr)
+{
+	return (uint8_t)(((mcr & 0x0c) << 4) | ((mcr & 0x01) << 5) | ((mcr & 0x02) << 3));
+}
+
 int dev_uart_read(struct vm *vm, uint64_t off, unsigned size, uint64_t *val)
 {
 	struct uart *u = &vm->virt->uart;
@@ -71,7 +77,7 @@ int dev_uart_read(struct vm *vm, uint64_t off, unsigned size, uint64_t *val)
 	case R_LCR: v = u->lcr; break;
 	case R_MCR: v = u->mcr; break;
 	case R_LSR: v = u->lsr; break;
-	case R_MSR: v = (u->mcr & MCR_LOOP) ? (uint8_t)((u->mcr & 0x0c) << 4 | (u->mcr & 0x03) << 4) : u->msr; break;
+	case R_MSR: v = (u->mcr & MCR_LOOP) ? loop_msr(u->mcr) : u->msr; break;
 	case R_SCR: v = u->scr; break;
 	default: break;
 	}
