@@ -23,6 +23,7 @@
 
 #include "node/cli.h"
 #include "node/node.h"
+#include "node/vm_dsm_int.h"
 
 static volatile int got_signal;
 
@@ -36,6 +37,7 @@ struct launch {
 	struct node_runtime rt;
 	bool detach;
 	const char *log_level;
+	const char *stats_file; /* --stats-file: DSM statistics of every node (node_vm.c) */
 	char bindir[PATH_MAX];
 	int pids[CONFIG_MAX_NODES + 1]; /* [0] coordinator */
 	int npids;
@@ -46,7 +48,8 @@ struct launch {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: spanvm launch CONFIG [--detach] [--log-level err|warn|info|debug]\n\n"
+		"usage: spanvm launch CONFIG [--detach] [--log-level err|warn|info|debug]\n"
+		"                            [--stats-file F]\n\n"
 		"Starts the coordinator and every node of CONFIG on this host, shows progress\n"
 		"(nodes joined, peer checks passed) on stderr and prints the membership.\n"
 		"Without --detach it stays until the cluster stops (Ctrl-C: orderly stop);\n"
@@ -54,7 +57,10 @@ static void usage(FILE *out)
 		"'spanvm stop'.  Runtime dir: $SPANVM_RUN_DIR, $XDG_RUNTIME_DIR/spanvm or\n"
 		"/tmp/spanvm-UID.  A cluster secret is generated there unless the config names\n"
 		"cluster.secret_file.\n"
-		"Exit status: 0 ok, 1 failure, 2 usage.\n");
+		"When the config names a guest (vm.kernel / vm.image, a bare-metal ELF), the\n"
+		"nodes run its harts over the DSM and the launcher exits with the guest's exit\n"
+		"code; --stats-file F writes every node's DSM statistics as JSON.\n"
+		"Exit status: 0 ok, 1 failure, 2 usage, else the guest's exit code.\n");
 }
 
 /* Forks argv[0] (in bindir) with stderr to logname in detach mode. */
@@ -395,6 +401,9 @@ static int launch(struct launch *l, const char *config_path)
 		fprintf(stderr, "spanvm launch: %s\n", err[0] ? err : "cannot find own binary");
 		return 1;
 	}
+	char stale[sizeof(l->rt.dir) + 16];
+	snprintf(stale, sizeof(stale), "%s/guest_exit", l->rt.dir);
+	unlink(stale); /* a previous run's guest exit code */
 	fprintf(stderr, "spanvm: launching VM '%s': %u nodes, %u vCPUs, %llu MiB (runtime dir %s)\n",
 		l->cfg->name, l->cfg->nnodes, l->cfg->nvcpus,
 		(unsigned long long)(l->cfg->mem_bytes >> 20), l->rt.dir);
@@ -413,6 +422,7 @@ static int launch(struct launch *l, const char *config_path)
 		return 0;
 	}
 	int rc = foreground(l, ctl, seen);
+	rc = node_vm_launch_result(l->rt.dir, l->cfg, l->stats_file, rc); /* guest exit code */
 	node_runtime_clear(l->rt.dir);
 	return rc;
 }
@@ -421,7 +431,8 @@ int cmd_launch(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"detach", no_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'L'},
-		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'}, {"stats-file", required_argument, NULL, 's'},
+		{NULL, 0, NULL, 0}};
 	struct launch *l = calloc(1, sizeof(*l));
 	int opt, level, rc;
 
@@ -432,6 +443,7 @@ int cmd_launch(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "hd", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': l->detach = true; break;
+		case 's': l->stats_file = optarg; break;
 		case 'L':
 			if (util_log_parse_level(optarg, &level)) {
 				fprintf(stderr, "spanvm launch: --log-level '%s' is not err|warn|info|debug\n",

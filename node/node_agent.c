@@ -11,6 +11,7 @@
  */
 #include "node/node.h"
 #include "node/node_watch.h"
+#include "node/vm_dsm_int.h"
 #include "transport/tp.h"
 
 #include <errno.h>
@@ -53,6 +54,8 @@ struct agent {
 	/* after Start: peer liveness (node_watch.h) */
 	struct node_watch *watch;
 	bool coord_silent_warned;
+	/* after Start: this node's harts over the DSM (node_vm.c); NULL if no guest */
+	struct node_vm *vm;
 };
 
 static bool aborted(struct agent *a)
@@ -200,6 +203,9 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 		LOG_INFO("node", "cluster running (epoch %llu)", (unsigned long long)m->start->epoch);
 		if (!a->watch && node_watch_start(a->tp, ids, a->npeers, a->heartbeat_ms, &a->watch))
 			LOG_WARN("node", "cannot start the peer watch; coordinator loss will stop us");
+		if (!a->vm && node_vm_start(a->cfg, a->me, a->tp, a->ram, a->ram_len, ids, a->npeers,
+					    &a->vm))
+			return -EIO; /* message logged */
 		return 0;
 	}
 	case CTL_MSG__BODY_NODE_FAILED:
@@ -423,6 +429,7 @@ int node_agent_run(const struct node_agent_cfg *acfg)
 	LOG_INFO("node", "node %u joined; %zu MiB guest RAM registered", a->me->id, a->ram_len >> 20);
 	rc = control_loop(a);
 out:
+	node_vm_stop(a->vm); /* before the endpoint goes: peers may still need our pages */
 	node_watch_stop(a->watch);
 	if (a->thr_running) {
 		__atomic_store_n(&a->abort_checks, 1, __ATOMIC_RELAXED);

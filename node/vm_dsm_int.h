@@ -60,4 +60,19 @@ struct dsm *vmd_dsm(struct vmd *v);
 /* Local harts interrupted by revocations so far. */
 uint64_t vmd_revocations(struct vmd *v);
 
+/* node/node_vm.c: the guest side of a spanvm-node (after Start). *out is
+ * NULL (and 0 returned) when the config names no guest. */
+struct config;
+struct config_node;
+struct node_vm;
+int node_vm_start(const struct config *cfg, const struct config_node *me, struct tp *tp,
+		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
+		  struct node_vm **out);
+void node_vm_stop(struct node_vm *vm);
+/* spanvm launch, after the cluster stopped: the guest's exit code (or rc
+ * when no guest exited), a DSM summary per node on stderr, and with
+ * stats_file the nodes' DSM statistics as one JSON object. */
+int node_vm_launch_result(const char *rundir, const struct config *cfg, const char *stats_file,
+			  int rc);
+
 #endif

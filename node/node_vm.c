@@ -1,0 +1,266 @@
+/*
+ * The guest side of one spanvm-node (after the coordinator's Start): the
+ * harts the config places on this node, run over the DSM (node/vm_dsm.c).
+ * Node 0 loads the guest image (vm.kernel, else vm.image: a bare-metal
+ * RISC-V ELF) through the DSM; every node parses it for the entry point and
+ * the HTIF words.  Console bytes go to this process's stdout, which under
+ * `spanvm launch` is the launcher's.  A guest exit on any node is written
+ * to the runtime dir (guest_exit, read by `spanvm launch` for its exit
+ * status) and, when our parent is the local launcher, ends the cluster in
+ * order by interrupting the launcher (as Ctrl-C would).  At stop each node
+ * writes its DSM statistics to the runtime dir (dsm-node-N.json).
+ *
+ * Threads: created and stopped by the agent's main thread; callbacks run on
+ * vCPU threads (stdout writes are single write() calls per line).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node.h"
+#include "node/vm_dsm_int.h"
+#include "node/vm_int.h"
+#include "transport/tp.h"
+
+struct node_vm {
+	struct vmd *vmd;
+	int node_id;
+	pthread_mutex_t mu;
+	char line[256];
+	size_t len;
+	int exited;
+};
+
+static void vm_putc(void *arg, char ch)
+{
+	struct node_vm *vm = arg;
+	pthread_mutex_lock(&vm->mu);
+	vm->line[vm->len++] = ch;
+	if (ch == '\n' || vm->len == sizeof(vm->line)) {
+		if (write(STDOUT_FILENO, vm->line, vm->len) < 0)
+			LOG_DBG("node", "console output lost: %s", strerror(errno));
+		vm->len = 0;
+	}
+	pthread_mutex_unlock(&vm->mu);
+}
+
+static bool parent_is_launcher(void)
+{
+	char path[64], comm[32] = "";
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)getppid());
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(comm, sizeof(comm), f) && !strncmp(comm, "spanvm\n", 7);
+	fclose(f);
+	return ok;
+}
+
+static void vm_exit(void *arg, int code)
+{
+	struct node_vm *vm = arg;
+	char dir[512], path[600];
+
+	if (__atomic_exchange_n(&vm->exited, 1, __ATOMIC_ACQ_REL))
+		return;
+	vm_putc(vm, '\n');
+	LOG_INFO("node", "guest exited with code %d on node %d", code, vm->node_id);
+	if (node_runtime_dir(dir, sizeof(dir)) == 0) {
+		snprintf(path, sizeof(path), "%s/guest_exit", dir);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "%d\n", code);
+			fclose(f);
+		}
+	}
+	if (parent_is_launcher())
+		kill(getppid(), SIGINT);
+}
+
+static int read_image(const char *path, uint8_t **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long n = -1;
+	if (!f)
+		return -errno;
+	if (fseek(f, 0, SEEK_END) == 0)
+		n = ftell(f);
+	*buf = n > 0 ? malloc((size_t)n) : NULL;
+	int rc = (*buf && fseek(f, 0, SEEK_SET) == 0 && fread(*buf, 1, (size_t)n, f) == (size_t)n)
+			 ? 0
+			 : -EIO;
+	fclose(f);
+	if (rc)
+		free(*buf);
+	*len = rc ? 0 : (size_t)n;
+	return rc;
+}
+
+/*
+ * Start barrier: harts elsewhere must not fetch the image before node 0
+ * wrote it.  Node 0 writes a marker into the last page of guest RAM (the
+ * pre-start check page, free after start) once the image is in; the others
+ * read it through the DSM until it appears.
+ */
+#define LOADED_MAGIC "spanvm: guest image loaded"
+
+static int load_barrier(struct node_vm *vm, uint64_t ram_len, bool loader)
+{
+	struct dsm *d = vmd_dsm(vm->vmd);
+	uint64_t at = VM_RAM_BASE + ram_len - 4096;
+	char buf[sizeof(LOADED_MAGIC)];
+
+	if (loader)
+		return dsm_write(d, at, LOADED_MAGIC, sizeof(LOADED_MAGIC));
+	for (int i = 0; i < 600; i++) {
+		int rc = dsm_read(d, at, buf, sizeof(buf));
+		if (rc)
+			return rc;
+		if (!memcmp(buf, LOADED_MAGIC, sizeof(buf)))
+			return 0;
+		usleep(50000);
+	}
+	return -ETIMEDOUT;
+}
+
+int node_vm_start(const struct config *cfg, const struct config_node *me, struct tp *tp,
+		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
+		  struct node_vm **out)
+{
+	const char *img_path = cfg->kernel ? cfg->kernel : cfg->image;
+	int nodes[CONFIG_MAX_NODES];
+	char err[256];
+	uint8_t *img = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	if (!img_path)
+		return 0; /* cluster only: no guest configured */
+	if ((rc = read_image(img_path, &img, &len))) {
+		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, strerror(-rc));
+		return rc;
+	}
+	struct node_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm) {
+		free(img);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&vm->mu, NULL);
+	vm->node_id = (int)me->id;
+	nodes[0] = (int)me->id;
+	for (uint32_t i = 0; i < npeers; i++)
+		nodes[i + 1] = (int)peers[i];
+	struct vmd_cfg vc = {.tp = tp, .node_id = (int)me->id, .nodes = nodes,
+			     .nnodes = npeers + 1, .ram = ram, .ram_size = ram_len,
+			     .harts = me->vcpus, .nharts = me->nvcpus, .on_putc = vm_putc,
+			     .on_exit = vm_exit, .cb_arg = vm};
+	rc = vmd_create(&vc, &vm->vmd, err, sizeof(err));
+	if (rc == 0)
+		rc = vmd_load_elf(vm->vmd, img, len, me->id == cfg->nodes[0].id, err, sizeof(err));
+	free(img);
+	if (rc == 0 && (rc = load_barrier(vm, ram_len, me->id == cfg->nodes[0].id)))
+		snprintf(err, sizeof(err), "waiting for node %u to load the image: %s",
+			 cfg->nodes[0].id, strerror(-rc));
+	if (rc == 0 && (rc = vmd_start(vm->vmd)))
+		snprintf(err, sizeof(err), "cannot start the harts: %s", strerror(-rc));
+	if (rc) {
+		LOG_ERR("node", "guest %s: %s", img_path, err);
+		node_vm_stop(vm);
+		return rc;
+	}
+	LOG_INFO("node", "running %u harts of %s over the DSM", me->nvcpus, img_path);
+	*out = vm;
+	return 0;
+}
+
+void node_vm_stop(struct node_vm *vm)
+{
+	char dir[512], path[600];
+
+	if (!vm)
+		return;
+	vmd_stop(vm->vmd);
+	if (vm->vmd && node_runtime_dir(dir, sizeof(dir)) == 0) {
+		snprintf(path, sizeof(path), "%s/dsm-node-%d.json", dir, vm->node_id);
+		FILE *f = fopen(path, "w");
+		if (f) {
+			dsm_stats_write_json(vmd_dsm(vm->vmd), f);
+			fputc('\n', f);
+			fclose(f);
+		}
+	}
+	vmd_destroy(vm->vmd);
+	pthread_mutex_destroy(&vm->mu);
+	free(vm);
+}
+
+/* Reads a whole small file (NUL-terminated); NULL if absent. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = f ? calloc(1, 65536) : NULL;
+	if (buf) {
+		size_t n = fread(buf, 1, 65535, f);
+		buf[n] = 0;
+	}
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+static unsigned long long json_u64(const char *json, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = strstr(json, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+int node_vm_launch_result(const char *rundir, const struct config *cfg, const char *stats_file,
+			  int rc)
+{
+	char path[700];
+	FILE *out = NULL;
+	int code = -1;
+
+	snprintf(path, sizeof(path), "%s/guest_exit", rundir);
+	char *s = slurp(path);
+	if (s) {
+		code = atoi(s);
+		free(s);
+		unlink(path);
+	}
+	if (stats_file && !(out = fopen(stats_file, "w")))
+		fprintf(stderr, "spanvm: cannot write --stats-file %s: %s\n", stats_file,
+			strerror(errno));
+	if (out)
+		fprintf(out, "{\"guest_exit\":%d,\"nodes\":[", code);
+	for (uint32_t i = 0; i < cfg->nnodes; i++) {
+		snprintf(path, sizeof(path), "%s/dsm-node-%u.json", rundir, cfg->nodes[i].id);
+		char *js = slurp(path);
+		if (!js)
+			continue;
+		js[strcspn(js, "\n")] = 0;
+		fprintf(stderr, "spanvm: node %u dsm: %llu read + %llu write faults, %llu grants "
+				"(%llu bodies by RMA), %llu invalidations, %llu bad messages\n",
+			cfg->nodes[i].id, json_u64(js, "read_faults"), json_u64(js, "write_faults"),
+			json_u64(js, "grants"), json_u64(js, "bodies_rma"), json_u64(js, "inv_recv"),
+			json_u64(js, "rx_bad"));
+		if (out)
+			fprintf(out, "%s%s", i ? "," : "", js);
+		free(js);
+		unlink(path);
+	}
+	if (out) {
+		fprintf(out, "]}\n");
+		fclose(out);
+	}
+	if (code < 0)
+		return rc;
+	fprintf(stderr, "spanvm: guest exited with code %d\n", code);
+	return code;
+}
