@@ -85,7 +85,7 @@ geo=$(printf '%s\n' "${ratios[@]}" | awk '{ s += log($1); n++ } END { printf "%.
 # revision of the source tree BUILD was configured from
 src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
 rev=$(git -C "${src:-$(dirname "$0")/..}" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "${src:-.}" diff --quiet HEAD -- cpu node 2>/dev/null || rev="$rev+dirty"
+[ -z "$src" ] || git -C "$src" diff --quiet HEAD -- cpu node 2>/dev/null || rev="$rev+dirty"
 qv=$("$QEMU" --version | head -1 | sed 's/"/\\"/g')
 {
 	printf '{\n  "bench": "cpu",\n  "git_rev": "%s",\n  "host": "%s",\n  "cpus": %s,\n' \
