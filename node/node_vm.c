@@ -126,6 +126,43 @@ static int load_barrier(struct node_vm *vm, uint64_t ram_len, bool loader)
 	return -ETIMEDOUT;
 }
 
+/*
+ * Test hook: SPANVM_DSM_FAULTS="drop=P,dup=P,reorder,delay_us=N,seed=S"
+ * switches transport's send-side faults on for every peer of this node.
+ */
+static int faults_from_env(struct tp *tp, const uint32_t *peers, uint32_t npeers)
+{
+	const char *env = getenv("SPANVM_DSM_FAULTS");
+	struct tp_fault f = {0};
+	char buf[256], *save = NULL;
+
+	if (!env || !*env)
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", env);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned long v = 0;
+		if (sscanf(t, "drop=%lu", &v) == 1 && v <= 100)
+			f.drop_pct = (unsigned)v;
+		else if (sscanf(t, "dup=%lu", &v) == 1 && v <= 100)
+			f.dup_pct = (unsigned)v;
+		else if (sscanf(t, "delay_us=%lu", &v) == 1)
+			f.delay_ns = v * 1000;
+		else if (sscanf(t, "seed=%lu", &v) == 1)
+			f.seed = v;
+		else if (!strcmp(t, "reorder"))
+			f.reorder = true;
+		else {
+			LOG_ERR("node", "SPANVM_DSM_FAULTS: '%s' is not drop=P, dup=P, reorder, "
+					"delay_us=N or seed=S", t);
+			return -EINVAL;
+		}
+	}
+	for (uint32_t i = 0; i < npeers; i++)
+		tp_fault_set(tp, (int)peers[i], &f);
+	LOG_WARN("node", "fault injection on: %s", env);
+	return 0;
+}
+
 int node_vm_start(const struct config *cfg, const struct config_node *me, struct tp *tp,
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out)
@@ -140,6 +177,8 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	*out = NULL;
 	if (!img_path)
 		return 0; /* cluster only: no guest configured */
+	if ((rc = faults_from_env(tp, peers, npeers)))
+		return rc;
 	if ((rc = read_image(img_path, &img, &len))) {
 		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, strerror(-rc));
 		return rc;

@@ -43,3 +43,28 @@ if(TARGET spanvm_nodelib AND TARGET spanvm_dsm AND EXISTS ${CMAKE_SOURCE_DIR}/no
       LABELS "integration;guest;slow")
   endif()
 endif()
+
+# The same guests through `spanvm launch` on 3 local node processes (hart
+# placement from the config, node 0 loads the image, exit code and
+# --stats-file checked); faults through SPANVM_DSM_FAULTS.
+if(TARGET spanvm AND TARGET spanvm-node AND EXISTS ${CMAKE_SOURCE_DIR}/node/node_vm.c)
+  get_property(guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
+  if(guest_dir)
+    set(mn_sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/multinode_launch.sh)
+    set(mn_faults "drop=5,dup=5,reorder,delay_us=50,seed=11")
+    add_test(NAME launch3.mp_amo COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/mp_amo.elf 0,3 1 2)
+    add_test(NAME launch3.mp_lrsc COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/mp_lrsc.elf 0,3 1 2)
+    add_test(NAME launch3.mp_msg COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/mp_msg.elf 0 1 2)
+    add_test(NAME launch3.mp_smc COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/mp_smc.elf 0 1 "")
+    add_test(NAME launch3.mp_pt COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/mp_pt.elf 0 "" 1)
+    add_test(NAME launch3.mp_amo.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/mp_amo.elf 0,3 1 2 ${mn_faults})
+    add_test(NAME launch3.mp_lrsc.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/mp_lrsc.elf 0,3 1 2 ${mn_faults})
+    add_test(NAME launch3.mp_pt.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/mp_pt.elf 0 "" 1 ${mn_faults})
+    set_tests_properties(launch3.mp_amo launch3.mp_lrsc launch3.mp_msg launch3.mp_smc
+      launch3.mp_pt launch3.mp_amo.faults launch3.mp_lrsc.faults launch3.mp_pt.faults
+      PROPERTIES LABELS "integration;guest" TIMEOUT 600 SKIP_RETURN_CODE 77)
+  endif()
+endif()
