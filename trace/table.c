@@ -17,6 +17,10 @@
 #include "trace/trace_int.h"
 #include "util/util.h"
 
+/* The memory bound stated in trace.h and docs/trace.md. */
+_Static_assert(sizeof(struct tr_page) == 128, "page entry is 128 bytes");
+_Static_assert(sizeof(struct tr_lmap_ent) == 16, "sub-monitor map entry is 16 bytes");
+
 static const char *const kind_names[TR_KIND_COUNT] = { "code", "pt", "tlb" };
 
 const char *tr_kind_name(enum tr_kind k)

@@ -37,7 +37,7 @@
  * trace layer keeps serving the waiting vCPU's own notifications, which is
  * what makes two writers hitting each other's traced pages deadlock-free.
  *
- * Memory: a page entry is 136 bytes (3 bitmaps of 256 bits + counts), shared
+ * Memory: a page entry is 128 bytes (3 bitmaps of 256 bits + counts), shared
  * by all kinds and vCPUs tracing the page; a sub-monitor holds 16 bytes per
  * (page, kind) it derived from in an open-addressed map.
  */
