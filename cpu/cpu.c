@@ -127,6 +127,11 @@ int cpu_create(const struct cpu_cfg *cfg, struct cpu **out)
 	pthread_cond_init(&c->cond, NULL);
 	c->work_tail = &c->work_head;
 	(void)cpu_exec_labels();
+#if defined(__x86_64__)
+	const char *nn = getenv("SPANVM_NO_NATIVE");
+	if (!cfg->no_native && !(nn && *nn && *nn != '0') && native_init(c) < 0)
+		LOG_WARN("cpu", "hart %d: no executable memory: threaded code only", cfg->hart_id);
+#endif
 	*out = c;
 	return 0;
 }
@@ -139,6 +144,7 @@ void cpu_destroy(struct cpu *c)
 	tb_reap(c);
 	pageset_free(&c->code_pages);
 	pageset_free(&c->trap_pages);
+	native_fini(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
@@ -304,8 +310,11 @@ int cpu_run(struct cpu *c, uint64_t max_insns)
 			wfi_sleep(c);
 			continue;
 		}
-		if (c->tb_count > TB_MAX_BLOCKS)
+		if (c->tb_count > TB_MAX_BLOCKS || native_full(c)) {
 			tb_flush_all(c);
+			tb_reap(c);
+			native_reset(c); /* no block refers to native code now */
+		}
 		tb_reap(c);
 		c->smc_exit = false;
 		c->in_exec = true;

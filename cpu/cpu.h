@@ -90,6 +90,8 @@ struct cpu_cfg {
 	struct cpu_observer obs;   /* all NULL = unset (costs one branch) */
 	bool retain_walks;         /* sfence.vma keeps the walk cache (traces keep it coherent) */
 	bool single_step;          /* one instruction per block (tests, differential runs) */
+	bool no_native;            /* threaded code only, no x86-64 prefixes (also env
+				    * SPANVM_NO_NATIVE=1) */
 	uint64_t reset_pc;         /* PC at creation; the hart starts in M-mode */
 	int64_t time_offset;       /* added to the 10 MHz host-monotonic time */
 	/* Optional: the monitor plays the SBI (no M-mode firmware).  An ecall

@@ -95,7 +95,7 @@ void cpu_exec_blocks(struct cpu *c)
 	int prev_slot = 0;
 	const struct tinsn *i;
 	uint64_t base = 0;
-	struct tlb_entry *dtlb = c->tlb[c->dmmu];
+	struct tlb_entry *dtlb = c->dtlb;
 
 #define DISPATCH goto *i->label
 #define NEXT                                                                                       \
@@ -115,10 +115,7 @@ void cpu_exec_blocks(struct cpu *c)
 		struct tb *nt_ = tb->chain[slot];                                                  \
 		if (likely(nt_ != NULL) && CHAIN_OK()) {                                       \
 			tb = nt_;                                                                  \
-			base = c->pc;                                                              \
-			c->instret += tb->n;                                                       \
-			i = tb->insns;                                                             \
-			DISPATCH;                                                                  \
+			goto enter;                                                                \
 		}                                                                                  \
 		prev = tb;                                                                         \
 		prev_slot = (slot);                                                                \
@@ -178,10 +175,26 @@ lookup:
 	    ((base ^ c->pc) & PG_MASK) == 0)
 		prev->chain[prev_slot] = tb;
 	prev = NULL;
-	dtlb = c->tlb[c->dmmu];
+	dtlb = c->dtlb;
+enter:
 	base = c->pc;
 	c->instret += tb->n;
 	i = tb->insns;
+	if (tb->native) {
+		uint32_t r = tb->native(c, base);
+		if (likely(r & 3)) { /* the block ended: c->pc is set */
+			int slot = (int)(r & 3) - 1;
+			struct tb *nt = tb->chain[slot];
+			if (likely(nt != NULL) && CHAIN_OK()) {
+				tb = nt;
+				goto enter;
+			}
+			prev = tb;
+			prev_slot = slot;
+			goto lookup;
+		}
+		i += r >> 2; /* go on with the threaded code */
+	}
 	DISPATCH;
 
 trap:

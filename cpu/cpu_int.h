@@ -64,7 +64,11 @@ struct tinsn {
 	int64_t imm;
 };
 
+struct cpu;
+typedef uint32_t (*native_fn)(struct cpu *c, uint64_t base);
+
 struct tb {
+	native_fn native;      /* host code for a prefix, or NULL (cpu_native.c) */
 	uint64_t gpa;          /* guest-physical PC of the first instruction */
 	struct tb *hnext;      /* hash chain */
 	struct tb *pnext;      /* blocks of the same page */
@@ -127,6 +131,7 @@ struct cpu {
 	uint32_t exit_req;      /* any thread (atomic): EXIT_REQ_* bits */
 	int priv;
 	int xmmu, dmmu;         /* TLB index for fetches and data accesses */
+	struct tlb_entry *dtlb; /* c->tlb[dmmu] (read by native code) */
 	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_SIZE];
 	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_SIZE]; /* guest-physical page of each entry
 						     * (kept apart: the fast path never reads it) */
@@ -164,6 +169,8 @@ struct cpu {
 	bool smc_exit;              /* the running block was invalidated: end it */
 
 	struct walk_entry wc[WC_SIZE];
+	uint8_t *code_buf;          /* native code (cpu_native.c) */
+	size_t code_used;
 
 	struct cpu_cfg cfg;
 	struct cpu_stats st;
@@ -269,6 +276,14 @@ void tb_invalidate_page(struct cpu *c, uint64_t gpa_page);
 void tb_flush_all(struct cpu *c);
 void tb_reap(struct cpu *c);
 void tb_jc_flush(struct cpu *c);
+
+/* cpu_native.c */
+int native_init(struct cpu *c);
+void native_fini(struct cpu *c);
+bool native_full(const struct cpu *c);
+void native_reset(struct cpu *c);
+void native_translate(struct cpu *c, struct tb *tb, unsigned total);
+_Static_assert(sizeof(struct tlb_entry) == 32, "native code indexes the TLB by << 5");
 
 /* cpu_exec.c */
 void cpu_exec_blocks(struct cpu *c);

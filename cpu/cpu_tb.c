@@ -146,6 +146,7 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 		tb->gnext = c->graveyard;
 		c->graveyard = tb;
 	} else {
+		native_translate(c, tb, total);
 		tb_insert(c, tb);
 	}
 	return tb;
