@@ -26,7 +26,7 @@ if(TARGET spanvm_nodelib AND TARGET spanvm_dsm AND EXISTS ${CMAKE_SOURCE_DIR}/no
   target_link_libraries(test_multinode_dsm spanvm_nodelib spanvm_dsm spanvm_cpu)
   get_property(guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
   if(guest_dir)
-    foreach(g mp_amo:4 mp_lrsc:4 mp_msg:3 mp_smc:2 mp_pt:2)
+    foreach(g mp_amo:4 mp_lrsc:4 mp_msg:3 mp_smc:2 mp_pt:2 dsm_sb:2 dsm_falseshare:3)
       string(REPLACE ":" ";" gl ${g})
       list(GET gl 0 name)
       list(GET gl 1 harts)
@@ -63,8 +63,14 @@ if(TARGET spanvm AND TARGET spanvm-node AND EXISTS ${CMAKE_SOURCE_DIR}/node/node
       ${guest_dir}/mp_lrsc.elf 0,3 1 2 ${mn_faults})
     add_test(NAME launch3.mp_pt.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
       ${guest_dir}/mp_pt.elf 0 "" 1 ${mn_faults})
+    add_test(NAME launch3.dsm_sb COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR} ${guest_dir}/dsm_sb.elf 0 "" 1)
+    add_test(NAME launch3.dsm_falseshare COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/dsm_falseshare.elf 0 1 2)
+    add_test(NAME launch3.dsm_falseshare.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/dsm_falseshare.elf 0 1 2 ${mn_faults})
     set_tests_properties(launch3.mp_amo launch3.mp_lrsc launch3.mp_msg launch3.mp_smc
       launch3.mp_pt launch3.mp_amo.faults launch3.mp_lrsc.faults launch3.mp_pt.faults
+      launch3.dsm_sb launch3.dsm_falseshare launch3.dsm_falseshare.faults
       PROPERTIES LABELS "integration;guest" TIMEOUT 600 SKIP_RETURN_CODE 77)
   endif()
 endif()
