@@ -28,6 +28,11 @@ if(TARGET spanvm)
             ${SPANVM_BIN_DIR}/spanvm ${LINUX_GUEST_DIR} 4)
   set_tests_properties(linux.boot_4harts PROPERTIES LABELS "linux;slow" TIMEOUT 180
     SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
+  add_test(NAME linux.boot_corrupt
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_boot.sh
+            ${SPANVM_BIN_DIR}/spanvm ${LINUX_GUEST_DIR} 2 corrupt)
+  set_tests_properties(linux.boot_corrupt PROPERTIES LABELS "linux;slow" TIMEOUT 180
+    SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
   add_test(NAME linux.bad_input
     COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_bad_input.sh
             ${SPANVM_BIN_DIR}/spanvm ${LINUX_GUEST_DIR})

@@ -18,7 +18,8 @@
  *   "init: power off"
  * Then reboot(POWER_OFF), which the kernel turns into SBI SRST shutdown.
  * On failure it asks for a restart instead, which spanvm reports as a
- * non-zero exit.
+ * non-zero exit (3).  The argument "spanvm_corrupt" (a bare word on the
+ * kernel command line) spoils the shared sum before the check.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -237,9 +238,22 @@ static void power_off(int ok)
 		sys3(SYS_sched_yield, 0, 0, 0);
 }
 
-void start_c(void)
+static int streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* sp points at argc, argv[0..argc-1], NULL, envp...: the kernel passes
+ * unknown command-line words to init as arguments.  "spanvm_corrupt" makes
+ * the check fail on purpose (tests prove the check can fail). */
+void start_c(long *sp)
 {
 	struct line l = {.len = 0};
+	int corrupt = 0;
+	for (long i = 1; i < sp[0]; i++)
+		corrupt |= streq((const char *)sp[1 + i], "spanvm_corrupt");
 	int n = online_harts();
 	nworkers = n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
 	put_s(&l, "init: start, ");
@@ -280,6 +294,8 @@ void start_c(void)
 		put_u(&l, workers[w].digest, 16);
 		emit(&l);
 	}
+	if (corrupt)
+		shared_sum++;
 	int bad = check();
 	l.len = 0;
 	put_s(&l, bad ? "init: workload FAILED sum " : "init: workload ok sum ");
@@ -292,4 +308,4 @@ void start_c(void)
 
 __asm__(".text\n.globl _start\n_start:\n"
 	"  .option push\n  .option norelax\n  la gp, __global_pointer$\n  .option pop\n"
-	"  andi sp, sp, -16\n  call start_c\n");
+	"  mv a0, sp\n  andi sp, sp, -16\n  call start_c\n");
