@@ -348,7 +348,14 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			bad(d, m, "grant of an unknown state");
 		else if (r->supplier != -1 && !dsm_is_member(d, r->supplier))
 			bad(d, m, "grant names a supplier that is not a member");
-		else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
+		else if (r->supplier == -1 || r->supplier == d->cfg.node_id) {
+			/* No body to pull: nothing here blocks, so install at once
+			 * (one thread hop less on upgrades and zero pages).  Per page
+			 * the home orders grants and invalidations, and versions make
+			 * a stale job still queued for the agent harmless. */
+			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier) == 0)
+				reply_ack(d, m, r->page, r->version);
+		} else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
 			j->version = r->version;
 			j->want = r->state;
 			j->supplier = r->supplier;
