@@ -174,8 +174,9 @@ int main(int argc, char **argv)
 	size_t len;
 	uint8_t *img = read_file(argv[1], &len);
 	if (!img) {
-		fprintf(stderr, "test_multinode_dsm: cannot read %s\n", argv[1]);
-		return 1;
+		/* guests need riscv64-unknown-elf-gcc; without it they are not built */
+		fprintf(stderr, "skip: cannot read %s (guest not built?)\n", argv[1]);
+		return 77;
 	}
 	if (open_nodes(nharts, faults)) {
 		fprintf(stderr, "test_multinode_dsm: cannot set up the three nodes\n");
