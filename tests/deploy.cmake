@@ -31,7 +31,7 @@ if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
     COMMAND sh ${CMAKE_SOURCE_DIR}/deploy/netns/soak.sh ${CMAKE_BINARY_DIR} 42 1)
   set_tests_properties(netns.partition_random PROPERTIES
     LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 120 RUN_SERIAL TRUE
-    ENVIRONMENT "SPANVM_SOAK_SECONDS=20")
+    ENVIRONMENT "SPANVM_SOAK_SECONDS=20;SPANVM_SOAK_COHERENCE=0")
 endif()
 
 # The coordinator's partition rules with virtual time (docs/deploy.md).
@@ -50,4 +50,23 @@ if(TARGET spanvm AND deploy_guest_dir)
             ${SPANVM_BIN_DIR} ${deploy_guest_dir}/stress_coherence.elf)
   set_tests_properties(guest.deploy_coherence PROPERTIES
     LABELS "guest" SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()
+
+# The stress guest across three DSM nodes (bin/test_multinode_dsm, the dsm
+# layer's harness: one process, tcp;ofi_rxm on 127.0.0.1), checked on the
+# host.  The run with injected message faults takes minutes: label slow.
+# (tests/dsm.cmake is read after this file, so the binary is found by path.)
+if(deploy_guest_dir AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_multinode_dsm.c)
+  foreach(v plain faults)
+    set(labels "guest")
+    if(v STREQUAL "faults")
+      set(labels "guest;slow")
+    endif()
+    add_test(NAME multinode.deploy_coherence.${v}
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/deploy_coherence_multinode.sh
+        ${SPANVM_BIN_DIR}/test_multinode_dsm ${deploy_guest_dir}/stress_coherence_short.elf ${v}
+        ${CMAKE_SOURCE_DIR}/deploy/netns/coherence-check)
+    set_tests_properties(multinode.deploy_coherence.${v} PROPERTIES
+      LABELS "${labels}" TIMEOUT 600 SKIP_RETURN_CODE 77)
+  endforeach()
 endif()
