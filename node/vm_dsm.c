@@ -14,12 +14,18 @@
  * coherent, and LR/SC too: the engine's SC re-checks the reserved value
  * against memory that needs the page Modified.
  *
- * This first version interrupts every local hart on a revocation; routing
- * it through the trace layer's subscriber sets (tr_event) is the next step
- * (docs/dsm.md).
+ * Only subscribers are interrupted: the engine's observer reports every
+ * structure derived from / dropped for a page; per hart and page the glue
+ * counts them, and a revocation interrupts the harts with a nonzero count
+ * plus those whose last few page_gets named the page (derivation not yet
+ * reported).  The node's first structure from a page / its last drop tell
+ * the page's home (dsm_trace_sub), which flags its invalidations
+ * accordingly.  (The trace layer's sub-monitors do the same bookkeeping for
+ * writes within a node; merging the two is future work.)
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +35,21 @@
 #include "node/vm_int.h"
 #include "util/util.h"
 
+#define VMD_RECENT 8 /* page_gets remembered per hart (a walk does <= 4 before deriving) */
+
 struct vmd_hart {
 	struct vmd *v;
 	struct cpu *cpu;
 	unsigned id;
 	pthread_t thr;
 	bool started;
+	/* what this hart derived from each page; mu: vCPU thread vs revokers */
+	pthread_mutex_t mu;
+	struct vmd_pmap derived;
+	/* pages of its latest page_gets, derivation possibly not yet reported;
+	 * written by the vCPU thread, read by revokers (seq_cst) */
+	_Atomic uint64_t recent[VMD_RECENT];
+	unsigned recent_i;
 };
 
 struct vmd {
@@ -44,9 +59,12 @@ struct vmd {
 	uint64_t start_ns;
 	unsigned nharts;
 	struct vmd_hart harts[VM_MAX_HARTS];
+	pthread_mutex_t sub_mu;    /* node_derived, and the order of dsm_trace_sub calls */
+	struct vmd_pmap node_derived;
 	pthread_mutex_t htif_lock; /* HTIF latch */
 	uint64_t htif_lo;
-	uint64_t revocations;      /* atomic */
+	uint64_t revocations;      /* atomic: harts interrupted by revocations */
+	uint64_t revoke_calls, revoke_silent; /* atomic: revocations; those interrupting nobody */
 };
 
 struct revoke_wait {
@@ -69,12 +87,38 @@ static void revoke_on_hart(struct cpu *cpu, void *arg)
 static int vmd_revoke(void *arg, uint64_t gpa_page, unsigned perms, bool trace)
 {
 	struct vmd *v = arg;
-	struct revoke_wait w = {.remaining = v->nharts, .page = gpa_page};
+	struct revoke_wait w = {.page = gpa_page};
+	bool need[VM_MAX_HARTS];
 	unsigned posted = 0;
 
+	/* Only subscribers: harts that derived something from the page, or
+	 * whose recent page_get may not have reported its derivation yet.  The
+	 * state changed before this; the fence pairs with the one in page_get
+	 * (Dekker): either the hart sees the new state or we see its page. */
+	atomic_thread_fence(memory_order_seq_cst);
+	for (unsigned i = 0; i < v->nharts; i++) {
+		struct vmd_hart *h = &v->harts[i];
+		need[i] = false;
+		for (unsigned k = 0; k < VMD_RECENT && !need[i]; k++)
+			need[i] = atomic_load(&h->recent[k]) == gpa_page;
+		if (!need[i]) {
+			pthread_mutex_lock(&h->mu);
+			need[i] = vmd_pmap_get(&h->derived, gpa_page) > 0;
+			pthread_mutex_unlock(&h->mu);
+		}
+		w.remaining += need[i];
+	}
+	__atomic_fetch_add(&v->revoke_calls, 1, __ATOMIC_RELAXED);
+	if (!w.remaining) {
+		/* no local subscriber: the copy just goes, nobody is interrupted */
+		__atomic_fetch_add(&v->revoke_silent, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	pthread_mutex_init(&w.mu, NULL);
 	pthread_cond_init(&w.cv, NULL);
 	for (unsigned i = 0; i < v->nharts; i++) {
+		if (!need[i])
+			continue;
 		if (cpu_run_on(v->harts[i].cpu, revoke_on_hart, &w, false) == 0) {
 			cpu_kick(v->harts[i].cpu);
 			posted++;
@@ -90,9 +134,12 @@ static int vmd_revoke(void *arg, uint64_t gpa_page, unsigned perms, bool trace)
 	pthread_mutex_unlock(&w.mu);
 	pthread_cond_destroy(&w.cv);
 	pthread_mutex_destroy(&w.mu);
-	__atomic_fetch_add(&v->revocations, v->nharts, __ATOMIC_RELAXED);
+	unsigned n = 0;
+	for (unsigned i = 0; i < v->nharts; i++)
+		n += need[i];
+	__atomic_fetch_add(&v->revocations, n, __ATOMIC_RELAXED);
 	(void)posted;
-	return (int)v->nharts;
+	return (int)n;
 }
 
 static const struct dsm_local_ops vmd_ops = {.revoke = vmd_revoke};
@@ -113,6 +160,8 @@ static int ram_page_get(struct vmd_hart *h, uint64_t gpa, unsigned access, struc
 		/* Posted revocations are acknowledged here, before the check,
 		 * never between a successful check and the access. */
 		cpu_poll_work(h->cpu);
+		atomic_store(&h->recent[h->recent_i++ % VMD_RECENT], gpa & ~4095ull);
+		atomic_thread_fence(memory_order_seq_cst);
 		if (dsm_page_try(d, gpa & ~4095ull, DSM_W, &host) == 0) {
 			out->perms = CPU_PERM_R | CPU_PERM_W | CPU_PERM_X;
 			break;
@@ -209,6 +258,48 @@ static void vmd_write_post(void *opaque, int hart, uint64_t gpa, unsigned size, 
 	pthread_mutex_unlock(&v->htif_lock);
 }
 
+/* The node's first structure from a page makes it a subscriber at the
+ * page's home; its last drop ends that (cross-node trace sets). */
+static void node_sub(struct vmd *v, uint64_t page, int delta)
+{
+	uint32_t n;
+	if (page < VM_RAM_BASE || page - VM_RAM_BASE >= v->cfg.ram_size)
+		return;
+	pthread_mutex_lock(&v->sub_mu);
+	if (vmd_pmap_add(&v->node_derived, page, delta, &n) == 0 &&
+	    ((delta > 0 && n == 1) || (delta < 0 && n == 0)))
+		dsm_trace_sub(v->dsm, page, delta > 0);
+	pthread_mutex_unlock(&v->sub_mu);
+}
+
+static void obs_change(struct vmd_hart *h, uint64_t page, int delta)
+{
+	uint32_t n;
+	pthread_mutex_lock(&h->mu);
+	int rc = vmd_pmap_add(&h->derived, page, delta, &n);
+	pthread_mutex_unlock(&h->mu);
+	if (rc == 0)
+		node_sub(h->v, page, delta);
+	else
+		LOG_WARN("node", "hart %u: out of memory tracking derived pages", h->id);
+}
+
+static void obs_derived(void *arg, int kind, uint64_t page)
+{
+	struct vmd_hart *h = arg;
+	obs_change(h, page, +1);
+	/* now counted: no longer an unreported page_get (the count is visible
+	 * to revokers under h->mu before the ring slot clears) */
+	for (unsigned k = 0; k < VMD_RECENT; k++)
+		if (atomic_load_explicit(&h->recent[k], memory_order_relaxed) == page)
+			atomic_store(&h->recent[k], UINT64_MAX);
+}
+
+static void obs_dropped(void *arg, int kind, uint64_t page)
+{
+	obs_change(arg, page, -1);
+}
+
 static const struct cpu_mem_ops vmd_mem_ops = {
 	.page_get = vmd_page_get,
 	.mmio_read = vmd_mmio_read,
@@ -230,6 +321,12 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 	v->cfg = *cfg;
 	v->nharts = cfg->nharts;
 	pthread_mutex_init(&v->htif_lock, NULL);
+	pthread_mutex_init(&v->sub_mu, NULL);
+	for (unsigned i = 0; i < VM_MAX_HARTS; i++) {
+		pthread_mutex_init(&v->harts[i].mu, NULL);
+		for (unsigned k = 0; k < VMD_RECENT; k++)
+			atomic_store(&v->harts[i].recent[k], UINT64_MAX);
+	}
 	struct dsm_cfg dc = {.tp = cfg->tp, .node_id = cfg->node_id, .nodes = cfg->nodes,
 			     .nnodes = cfg->nnodes, .ram = cfg->ram, .ram_base = VM_RAM_BASE,
 			     .ram_size = cfg->ram_size, .policy = cfg->policy, .ops = &vmd_ops,
@@ -243,7 +340,8 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 	for (unsigned i = 0; i < v->nharts; i++) {
 		struct vmd_hart *h = &v->harts[i];
 		struct cpu_cfg cc = {.hart_id = (int)cfg->harts[i], .mem = &vmd_mem_ops,
-				     .mem_opaque = h, .reset_pc = VM_RAM_BASE};
+				     .mem_opaque = h, .reset_pc = VM_RAM_BASE,
+				     .obs = {obs_derived, obs_dropped, h}};
 		h->v = v;
 		h->id = cfg->harts[i];
 		if ((rc = cpu_create(&cc, &h->cpu))) {
@@ -343,6 +441,12 @@ void vmd_destroy(struct vmd *v)
 	for (unsigned i = 0; i < v->nharts; i++)
 		cpu_destroy(v->harts[i].cpu);
 	dsm_destroy(v->dsm);
+	for (unsigned i = 0; i < VM_MAX_HARTS; i++) {
+		vmd_pmap_clear(&v->harts[i].derived);
+		pthread_mutex_destroy(&v->harts[i].mu);
+	}
+	vmd_pmap_clear(&v->node_derived);
+	pthread_mutex_destroy(&v->sub_mu);
 	pthread_mutex_destroy(&v->htif_lock);
 	free(v);
 }
@@ -355,4 +459,10 @@ struct dsm *vmd_dsm(struct vmd *v)
 uint64_t vmd_revocations(struct vmd *v)
 {
 	return __atomic_load_n(&v->revocations, __ATOMIC_RELAXED);
+}
+
+void vmd_revoke_stats(struct vmd *v, uint64_t *calls, uint64_t *silent)
+{
+	*calls = __atomic_load_n(&v->revoke_calls, __ATOMIC_RELAXED);
+	*silent = __atomic_load_n(&v->revoke_silent, __ATOMIC_RELAXED);
 }

@@ -59,6 +59,19 @@ void vmd_destroy(struct vmd *v);
 struct dsm *vmd_dsm(struct vmd *v);
 /* Local harts interrupted by revocations so far. */
 uint64_t vmd_revocations(struct vmd *v);
+/* Revocations so far, and those that interrupted no hart (no subscriber). */
+void vmd_revoke_stats(struct vmd *v, uint64_t *calls, uint64_t *silent);
+
+/* node/vm_dsm_subs.c: page -> count maps; the caller locks. */
+#define VMD_PMAP_BUCKETS 256
+struct vmd_pm_ent;
+struct vmd_pmap {
+	struct vmd_pm_ent *b[VMD_PMAP_BUCKETS];
+};
+/* Adds delta (+1/-1) to page's count; *after = the new count.  0 or -1 (ENOMEM). */
+int vmd_pmap_add(struct vmd_pmap *m, uint64_t page, int delta, uint32_t *after);
+uint32_t vmd_pmap_get(const struct vmd_pmap *m, uint64_t page);
+void vmd_pmap_clear(struct vmd_pmap *m);
 
 /* node/node_vm.c: the guest side of a spanvm-node (after Start). *out is
  * NULL (and 0 returned) when the config names no guest. */

@@ -128,11 +128,14 @@ static void write_stats(FILE *f, bool faults)
 	for (int i = 0; i < NN; i++) {
 		struct tp_stats ts;
 		tp_stats(N[i].tp, &ts);
-		fprintf(f, "%s{\"node\":%d,\"harts\":%u,\"revocation_interrupts\":%llu,"
+		uint64_t calls, silent;
+		vmd_revoke_stats(N[i].vmd, &calls, &silent);
+		fprintf(f, "%s{\"node\":%d,\"harts\":%u,\"revocations\":%llu,"
+			   "\"revocations_silent\":%llu,\"revocation_interrupts\":%llu,"
 			   "\"tp\":{\"tx_msgs\":%llu,\"fault_dropped\":%llu,\"fault_duplicated\":%llu,"
 			   "\"rx_stale_epoch\":%llu,\"rx_bad_frame\":%llu},\"dsm\":",
-			i ? "," : "", i, N[i].nharts,
-			(unsigned long long)vmd_revocations(N[i].vmd), (unsigned long long)ts.tx_msgs,
+			i ? "," : "", i, N[i].nharts, (unsigned long long)calls,
+			(unsigned long long)silent, (unsigned long long)vmd_revocations(N[i].vmd), (unsigned long long)ts.tx_msgs,
 			(unsigned long long)ts.fault_dropped, (unsigned long long)ts.fault_duplicated,
 			(unsigned long long)ts.rx_stale_epoch, (unsigned long long)ts.rx_bad_frame);
 		dsm_stats_write_json(vmd_dsm(N[i].vmd), f);
