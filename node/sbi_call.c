@@ -190,7 +190,11 @@ static bool legacy_call(struct vm_hart *h, unsigned long eid, const unsigned lon
 		pthread_mutex_unlock(&vm->lock);
 		*a0 = 0;
 		return true;
-	case EXT_LEGACY_GETCHAR: *a0 = -1; return true; /* no input */
+	case EXT_LEGACY_GETCHAR:
+		pthread_mutex_lock(&vm->lock);
+		*a0 = dev_uart_getc(vm);
+		pthread_mutex_unlock(&vm->lock);
+		return true;
 	case EXT_LEGACY_CLEAR_IPI: cpu_set_irq(h->cpu, CPU_IRQ_SSI, false); *a0 = 0; return true;
 	case EXT_LEGACY_SHUTDOWN: system_reset(vm, 0, 0); *a0 = 0; return true;
 	}

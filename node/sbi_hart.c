@@ -58,6 +58,8 @@ void virt_hart_reset(struct vm *vm, struct vm_hart *h)
 	} else {
 		vm->virt->harts[h->id].hsm = HSM_STOPPED;
 	}
+	if ((unsigned)h->id == vm->cfg.harts - 1)
+		dev_console_input_start(vm); /* every hart exists now */
 }
 
 void virt_hart_main(struct vm_hart *h)
@@ -165,6 +167,7 @@ void virt_destroy(struct virt *v)
 {
 	if (v == NULL)
 		return;
+	dev_console_input_stop(v->vm);
 	boot_plan_free(&v->plan);
 	free(v);
 }

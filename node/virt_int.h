@@ -6,7 +6,7 @@
  *   0x00100000  test finisher (sifive,test0: 0x5555 pass, 0x3333 fail, 0x7777 reset)
  *   0x02000000  CLINT (vm_clint.c; an S-mode kernel never touches it)
  *   0x0c000000  PLIC  (dev_plic.c: sifive,plic-1.0.0, 2 contexts per hart: M, S)
- *   0x10000000  UART  (dev_uart.c: ns16550a, PLIC source 10, output only)
+ *   0x10000000  UART  (dev_uart.c: ns16550a, PLIC source 10; input from stdin)
  *   0x80000000  RAM: Image at 0x80200000, initrd and DTB at the top
  *
  * Pieces: vm_boot.c (Image header, layout, load), vm_fdt.c (device tree
@@ -14,7 +14,8 @@
  * threads' life cycle), dev_bus.c (cpu_mem_ops of this machine), dev_*.c.
  *
  * Threads: each hart's vCPU thread runs the SBI calls and MMIO accesses of
- * its hart; the CLINT timer thread raises the S timer line.
+ * its hart; the CLINT timer thread raises the S timer line; an input thread
+ * (dev_console.c) feeds stdin to the UART.
  * Locking: all device and HSM state (UART, PLIC, per-hart HSM state, the
  * console buffer) is under vm->lock, like the CLINT's.  cpu_set_irq() may be
  * called with it held (the cpu lock nests inside vm->lock).  vm->lock is
@@ -87,9 +88,12 @@ struct fdt_cfg {
 int fdt_build(const struct fdt_cfg *cfg, void **out, size_t *len, char *err, size_t el);
 
 /* ---- devices ---- */
+#define UART_RX_SIZE 256
 struct uart {                 /* ns16550a; under vm->lock */
 	uint8_t ier, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
 	bool thr_ipending;    /* THR-empty interrupt pending (cleared by IIR read) */
+	uint8_t rx[UART_RX_SIZE]; /* bytes from stdin not yet read by the guest */
+	unsigned rx_head, rx_len;
 };
 
 struct plic {                 /* under vm->lock */
@@ -119,6 +123,9 @@ struct virt {
 	struct uart uart;
 	struct plic plic;
 	struct virt_stats st;
+	pthread_t input_thread;  /* stdin -> UART (dev_console.c) */
+	bool input_running;      /* set/cleared by the thread that creates/joins it */
+	bool input_stop;         /* under vm->lock */
 	int exit_reason_code;  /* set with vm_finish; informational */
 };
 
@@ -143,6 +150,13 @@ int dev_plic_write(struct vm *vm, uint64_t off, unsigned size, uint64_t val);
 void dev_plic_set_line(struct vm *vm, unsigned src, bool level);
 /* One console byte (UART THR or SBI putchar); vm->lock held. */
 void dev_console_put(struct vm *vm, char ch);
+/* Input bytes into the UART (dropped when its buffer is full); the next
+ * input byte or -1 (SBI getchar).  vm->lock held. */
+void dev_uart_rx(struct vm *vm, const uint8_t *buf, size_t n);
+int dev_uart_getc(struct vm *vm);
+/* dev_console.c: a thread feeding stdin to the UART until EOF or stop. */
+void dev_console_input_start(struct vm *vm);
+void dev_console_input_stop(struct vm *vm);
 
 /* sbi_call.c: the cpu_cfg.sbi_call hook; arg is the struct vm_hart. */
 void sbi_call(void *arg, struct cpu *cpu);

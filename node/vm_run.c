@@ -275,6 +275,7 @@ void vm_destroy(struct vm *vm)
 {
 	if (vm == NULL)
 		return;
+	dev_console_input_stop(vm); /* before the cpus: it may still raise irqs */
 	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
 		cpu_destroy(vm->harts[k].cpu);
 	vm_trace_destroy(vm); /* after the cpus: their teardown drops traces */
