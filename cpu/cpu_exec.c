@@ -184,6 +184,8 @@ enter:
 		uint32_t r = tb->native(c, base);
 		if (likely(r & 3)) { /* the block ended: c->pc is set */
 			int slot = (int)(r & 3) - 1;
+			if (slot == 2) /* indirect jump */
+				goto lookup;
 			struct tb *nt = tb->chain[slot];
 			if (likely(nt != NULL) && CHAIN_OK()) {
 				tb = nt;

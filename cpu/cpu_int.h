@@ -75,7 +75,8 @@ struct tb {
 	struct tb *chain[2];   /* [0] taken/jump target, [1] fall-through; same page only */
 	uint32_t n;            /* instructions, the terminator included */
 	uint16_t bytes;
-	uint8_t once;          /* straddles a page: run once, never cached or chained */
+	uint8_t once;          /* straddles two pages: kept in the straddle cache, never chained */
+	uint64_t gpa2;         /* straddling: gpa of the second page */
 	uint8_t dead;          /* invalidated, waiting to be freed at a block boundary */
 	struct tb *gnext;      /* graveyard list */
 	struct tinsn insns[];
@@ -85,6 +86,7 @@ struct tb {
 #define TB_MAX_INSNS 64
 #define TB_MAX_BLOCKS 65536
 #define JC_SIZE 1024
+#define STRADDLE_SIZE 64
 
 /* Soft TLB: mmu index 0 = U translated, 1 = S translated, 2 = bare. */
 #define TLB_SIZE 512
@@ -161,6 +163,7 @@ struct cpu {
 		uint32_t gen; /* jc_gen << 2 | mmu */
 		struct tb *tb;
 	} jc[JC_SIZE];
+	struct tb *straddle[STRADDLE_SIZE]; /* blocks of an instruction across two pages */
 	struct pageset code_pages;  /* pages with translated code */
 	struct pageset trap_pages;  /* write-trapped pages (cpu_set_write_trap) */
 	struct tb *graveyard;

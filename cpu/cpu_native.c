@@ -9,7 +9,8 @@
  * and returns (k << 2) to say "continue with threaded instruction k" (the
  * first instruction it does not cover, or a load/store whose TLB check
  * failed: the threaded handler then takes the slow path), or 1/2 after
- * setting c->pc when the block ended through chain slot 0/1.  It never
+ * setting c->pc when the block ended through chain slot 0/1, or 3 after an
+ * indirect jump (c->pc set, no chain).  It never
  * traps, never calls out and touches only x[], c->pc, the data TLB and
  * guest RAM, so everything else (traps, MMIO, write traps, SMC, instret)
  * stays in the threaded executor unchanged.  Guest registers live in
@@ -235,6 +236,17 @@ static bool emit_term(struct emit *e, const struct tinsn *t)
 		lea_rax_base(e, here + t->len);
 		st_x(e, 0, t->rd);
 		set_pc_ret(e, here + (int32_t)t->imm, 1);
+		return true;
+	}
+	if (t->op == OP_JALR) {
+		/* target first: rd may be rs1 */
+		ld_x(e, 0, t->rs1);
+		alu_rax_imm(e, 0, (int32_t)t->imm);
+		alu_rax_imm(e, 4, -2);
+		rm_rdi(e, true, 0x89, 0, (uint32_t)offsetof(struct cpu, pc));
+		lea_rax_base(e, here + t->len);
+		st_x(e, 0, t->rd);
+		b(e, 0xb8); d32(e, 3); b(e, 0xc3); /* indirect: look it up */
 		return true;
 	}
 	if (t->op == OP_FALLTHRU) {

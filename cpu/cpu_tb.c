@@ -4,9 +4,10 @@
  * chained to their successors in the same page, invalidated per guest page.
  *
  * A block never spans two pages (an instruction straddling a page boundary
- * becomes a one-instruction block that is run once and not cached), so
- * every chain links two blocks of the same page and dropping a page's
- * blocks unchains everything that pointed at them.  Dropped blocks go to a
+ * becomes a one-instruction block kept in a small straddle cache keyed by
+ * both pages, and never chained), so every chain links two blocks of the
+ * same page and dropping a page's blocks unchains everything that pointed
+ * at them.  Dropped blocks go to a
  * graveyard freed at the next block boundary, because the invalidation can
  * come from a store inside the very block being run.  vCPU thread only.
  */
@@ -83,6 +84,61 @@ static void tb_insert(struct cpu *c, struct tb *tb)
 	cpu_obs(c, true, CPU_DERIV_CODE, page);
 }
 
+static unsigned straddle_idx(uint64_t gpa, uint64_t gpa2)
+{
+	return (unsigned)((gpa >> PG_SHIFT) ^ (gpa2 >> PG_SHIFT)) & (STRADDLE_SIZE - 1);
+}
+
+static void straddle_kill(struct cpu *c, unsigned k)
+{
+	struct tb *tb = c->straddle[k];
+	if (tb == NULL)
+		return;
+	c->straddle[k] = NULL;
+	tb->dead = 1;
+	tb->gnext = c->graveyard;
+	c->graveyard = tb;
+	c->st.blocks_invalidated++;
+	cpu_obs(c, false, CPU_DERIV_CODE, tb->gpa & PG_MASK);
+	cpu_obs(c, false, CPU_DERIV_CODE, tb->gpa2);
+}
+
+static void code_page_add(struct cpu *c, uint64_t page)
+{
+	if (!pageset_has(&c->code_pages, page)) {
+		pageset_add(&c->code_pages, page);
+		tlb_drop_write(c, page); /* stores to it must see the code */
+	}
+}
+
+static void straddle_insert(struct cpu *c, struct tb *tb)
+{
+	unsigned k = straddle_idx(tb->gpa, tb->gpa2);
+	straddle_kill(c, k);
+	c->straddle[k] = tb;
+	code_page_add(c, tb->gpa & PG_MASK);
+	code_page_add(c, tb->gpa2);
+	cpu_obs(c, true, CPU_DERIV_CODE, tb->gpa & PG_MASK);
+	cpu_obs(c, true, CPU_DERIV_CODE, tb->gpa2);
+}
+
+/* The cached block of the instruction straddling from page offset 0xffe
+ * at vpc, or NULL; *fault when fetching the second page trapped. */
+static struct tb *straddle_find(struct cpu *c, uint64_t vpc, uint64_t gpa, bool *fault)
+{
+	uint8_t *h2;
+	uint64_t g2;
+	*fault = false;
+	if (mem_fetch_page(c, (vpc & PG_MASK) + PG_SIZE, &h2, &g2)) {
+		*fault = true;
+		return NULL;
+	}
+	struct tb *tb = c->straddle[straddle_idx(gpa, g2)];
+	if (tb && tb->gpa == gpa && tb->gpa2 == g2)
+		return tb;
+	return NULL;
+}
+
 /* Translates the block at vpc (host page `page`, physical gpa).  NULL when
  * fetching the second half of a straddling instruction faulted. */
 static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, uint64_t gpa)
@@ -91,6 +147,7 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 	unsigned n = 0, off = 0, max = c->cfg.single_step ? 1 : TB_MAX_INSNS;
 	unsigned po0 = (unsigned)(vpc & (PG_SIZE - 1));
 	bool once = false, term = false;
+	uint64_t g2_seen = 0;
 
 	while (po0 + off < PG_SIZE) {
 		unsigned po = po0 + off;
@@ -103,6 +160,7 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 					break;
 				if (mem_fetch_page(c, (vpc & PG_MASK) + PG_SIZE, &h2, &g2))
 					return NULL;
+				g2_seen = g2;
 				raw |= (uint32_t)ld16(h2) << 16;
 				once = true;
 			} else {
@@ -142,9 +200,8 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 	memcpy(tb->insns, buf, total * sizeof(struct tinsn));
 	c->st.blocks_translated++;
 	if (once) {
-		tb->dead = 1; /* run once, then freed with the graveyard */
-		tb->gnext = c->graveyard;
-		c->graveyard = tb;
+		tb->gpa2 = g2_seen;
+		straddle_insert(c, tb);
 	} else {
 		native_translate(c, tb, total);
 		tb_insert(c, tb);
@@ -165,12 +222,19 @@ struct tb *tb_find(struct cpu *c, uint64_t vpc)
 		return NULL;
 	uint64_t gpa = gpage | (vpc & (PG_SIZE - 1));
 	struct tb *tb;
+	if ((vpc & (PG_SIZE - 1)) == PG_SIZE - 2 && (ld16(page + PG_SIZE - 2) & 3) == 3) {
+		bool fault;
+		tb = straddle_find(c, vpc, gpa, &fault);
+		if (fault)
+			return NULL;
+		return tb ? tb : translate(c, vpc, page, gpa);
+	}
 	for (tb = c->tb_hash[hash_gpa(gpa)]; tb; tb = tb->hnext)
 		if (tb->gpa == gpa)
 			break;
 	if (tb == NULL) {
 		tb = translate(c, vpc, page, gpa);
-		if (tb == NULL || tb->once)
+		if (tb == NULL)
 			return tb;
 	}
 	c->jc[j].vpc = vpc;
@@ -220,6 +284,10 @@ void tb_invalidate_page(struct cpu *c, uint64_t gpa_page)
 			pp = &tb->pnext;
 		}
 	}
+	for (unsigned k = 0; k < STRADDLE_SIZE; k++)
+		if (c->straddle[k] && ((c->straddle[k]->gpa & PG_MASK) == gpa_page ||
+				       c->straddle[k]->gpa2 == gpa_page))
+			straddle_kill(c, k);
 	pageset_del(&c->code_pages, gpa_page);
 	tb_jc_flush(c);
 	if (c->in_exec) {
@@ -240,6 +308,8 @@ void tb_flush_all(struct cpu *c)
 		c->tb_hash[h] = NULL;
 		c->tb_page_hash[h] = NULL;
 	}
+	for (unsigned k = 0; k < STRADDLE_SIZE; k++)
+		straddle_kill(c, k);
 	pageset_free(&c->code_pages);
 	tb_jc_flush(c);
 	if (c->in_exec) {

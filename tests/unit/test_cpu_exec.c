@@ -323,6 +323,39 @@ static void test_write_trap(void **state)
 	tmem_free(m);
 }
 
+/* An instruction across a page boundary runs, is cached (not retranslated
+ * every time), and is dropped when its second page is invalidated. */
+static void test_straddle(void **state)
+{
+	struct tmem *m;
+	struct cpu *c = setup(&m, true);
+	uint64_t at = CODE + 0x1ffe;
+	uint32_t insn = ADDI(5, 5, 1);
+	memcpy(gp(m, at), &insn, 4);
+	uint32_t ret = JALR(0, 1, 0);
+	memcpy(gp(m, at + 4), &ret, 4);
+	uint32_t *p = gp(m, CODE);
+	cpu_set_reg(c, 20, at);
+	*p++ = ADDI(7, 0, 10);
+	*p++ = JALR(1, 20, 0);                /* loop: */
+	*p++ = ADDI(7, 7, -1);
+	*p++ = BNE(7, 0, -8);
+	p = emit_stop(p);
+	assert_int_equal(cpu_run(c, 10000), CPU_EXIT_STOPPED);
+	assert_int_equal(cpu_get_reg(c, 5), 10);
+	struct cpu_stats st;
+	cpu_get_stats(c, &st);
+	assert_true(st.blocks_translated < 10);
+	/* new immediate in the second half (bits 31:16 live at at + 2) */
+	insn = ADDI(5, 5, 3);
+	memcpy(gp(m, at + 2), (uint8_t *)&insn + 2, 2);
+	cpu_invalidate_gpa(c, CODE + 0x2000, CPU_KIND_BIT(CPU_DERIV_CODE));
+	cpu_set_pc(c, CODE);
+	assert_int_equal(cpu_run(c, 10000), CPU_EXIT_STOPPED);
+	assert_int_equal(cpu_get_reg(c, 5), 40);
+	tmem_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_wfi_wakeup),
 		cmocka_unit_test(test_self_modifying),
 		cmocka_unit_test(test_write_trap),
+		cmocka_unit_test(test_straddle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
