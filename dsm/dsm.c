@@ -148,7 +148,9 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->fault_cv, &ca);
+	pthread_cond_init(&d->ack_cv, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&d->ack_mu, NULL);
 	dsm_queue_init(&d->homeq);
 	dsm_queue_init(&d->agentq);
 	*out = d;
@@ -181,6 +183,9 @@ void dsm_stop(struct dsm *d)
 	if (!d)
 		return;
 	atomic_store(&d->stopping, true);
+	pthread_mutex_lock(&d->ack_mu); /* a home worker waiting for an ack */
+	pthread_cond_broadcast(&d->ack_cv);
+	pthread_mutex_unlock(&d->ack_mu);
 	if (d->started)
 		dsm_agent_set_handlers(d, false);
 	dsm_queue_stop(&d->homeq);
@@ -203,6 +208,8 @@ void dsm_destroy(struct dsm *d)
 	munmap((void *)d->version, d->local_map_len);
 	munmap(d->dir, d->dir_map_len);
 	pthread_cond_destroy(&d->fault_cv);
+	pthread_cond_destroy(&d->ack_cv);
+	pthread_mutex_destroy(&d->ack_mu);
 	pthread_mutex_destroy(&d->lock);
 	pthread_rwlock_destroy(&d->host_users);
 	free(d);

@@ -216,6 +216,16 @@ static void send_sub(struct dsm *d, uint64_t page, bool on)
 	}
 }
 
+void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version)
+{
+	DsmAck a = DSM_ACK__INIT;
+	uint8_t buf[DSM_MSG_MAX];
+
+	a.page = page;
+	a.version = version;
+	tp_send(d->cfg.tp, dst, DSM_MSG_TYPE__DSM_MSG_ACK, buf, dsm_ack__pack(&a, buf));
+}
+
 static void reply_ack(struct dsm *d, const struct tp_msg *to, uint64_t page, uint32_t version)
 {
 	DsmAck a = DSM_ACK__INIT;
@@ -236,11 +246,11 @@ void *dsm_agent_main(void *arg)
 		switch (j->kind) {
 		case JOB_INV:
 			dsm_agent_revoke(d, j->page, j->version, j->flag, j->trace);
-			reply_ack(d, &j->reply_to, j->page, j->version);
+			dsm_agent_send_ack(d, j->src, j->page, j->version);
 			break;
 		case JOB_GRANT:
 			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier) == 0)
-				reply_ack(d, &j->reply_to, j->page, j->version);
+				dsm_agent_send_ack(d, j->src, j->page, j->version);
 			break;
 		case JOB_SUB_OUT:
 			send_sub(d, j->page, j->flag);
@@ -354,7 +364,7 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			 * the home orders grants and invalidations, and versions make
 			 * a stale job still queued for the agent harmless. */
 			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier) == 0)
-				reply_ack(d, m, r->page, r->version);
+				dsm_agent_send_ack(d, m->src, r->page, r->version);
 		} else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
 			j->version = r->version;
 			j->want = r->state;
@@ -363,6 +373,26 @@ static void on_grant(void *arg, const struct tp_msg *m)
 		}
 	}
 	dsm_grant__free_unpacked(r, NULL);
+}
+
+/* Acknowledgement of the home worker's outstanding INV/GRANT. */
+static void on_ack(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmAck *r = dsm_ack__unpack(NULL, m->len, m->payload);
+
+	if (!r) {
+		bad(d, m, "undecodable acknowledgement");
+		return;
+	}
+	pthread_mutex_lock(&d->ack_mu);
+	if (d->ack_want && d->ack_page == r->page && d->ack_version == r->version &&
+	    d->ack_from == m->src) {
+		d->ack_got = true;
+		pthread_cond_broadcast(&d->ack_cv);
+	} /* else: the ack of a retransmission we no longer wait for */
+	pthread_mutex_unlock(&d->ack_mu);
+	dsm_ack__free_unpacked(r, NULL);
 }
 
 static void on_sub(void *arg, const struct tp_msg *m)
@@ -395,4 +425,5 @@ void dsm_agent_set_handlers(struct dsm *d, bool on)
 	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_INV, on ? on_inv : NULL, d);
 	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_GRANT, on ? on_grant : NULL, d);
 	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_SUB, on ? on_sub : NULL, d);
+	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_ACK, on ? on_ack : NULL, d);
 }

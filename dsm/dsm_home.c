@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dsm/dsm_int.h"
 
@@ -41,35 +42,52 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
 	dsm_queue_push(q, j);
 }
 
-/* Sends a request and waits for its acknowledgement, retrying while the
- * peer is merely slow or unreachable (a partition stalls, never corrupts). */
+/*
+ * Sends an INV/GRANT and waits for its acknowledgement, resending on
+ * timeout for as long as it takes (a partition stalls, never corrupts).
+ * Why not tp_request: a caller blocked in tp_request makes this node's
+ * progress thread hand CQ polling to it, and RMA reads that peers make
+ * from our RAM meanwhile (the requester pulling the body from us) were
+ * served late; waiting on our own condvar keeps the progress thread on it.
+ */
 static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, size_t len,
 		     uint64_t page, uint32_t version)
 {
+	int rc = 0;
+
+	pthread_mutex_lock(&d->ack_mu);
+	d->ack_page = page;
+	d->ack_version = version;
+	d->ack_from = dst;
+	d->ack_got = false;
+	d->ack_want = true;
+	pthread_mutex_unlock(&d->ack_mu);
 	for (;;) {
-		uint8_t reply[DSM_MSG_MAX];
-		size_t rlen = sizeof(reply);
-		uint32_t rtype = 0;
-		int rc = tp_request_ex(d->cfg.tp, dst, type, buf, len, &rtype, reply, &rlen,
-				       d->cfg.msg_timeout_ns, 0);
-		if (rc == 0) {
-			DsmAck *a = dsm_ack__unpack(NULL, rlen, reply);
-			bool ok = a && rtype == DSM_MSG_TYPE__DSM_MSG_ACK && a->page == page &&
-				  a->version == version;
-			if (a)
-				dsm_ack__free_unpacked(a, NULL);
-			if (ok)
-				return 0;
-			DSM_INC(d, rx_bad);
-			LOG_WARN(DSM_SUBSYS, "bad acknowledgement from node %d for page %llu v%u",
-				 dst, (unsigned long long)page, version);
-		} else if (rc != -ETIMEDOUT) {
-			return rc;
+		if ((rc = tp_send(d->cfg.tp, dst, type, buf, len)))
+			break; /* unknown or removed peer */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + d->cfg.msg_timeout_ns;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		pthread_mutex_lock(&d->ack_mu);
+		while (!d->ack_got && !atomic_load(&d->stopping) &&
+		       pthread_cond_timedwait(&d->ack_cv, &d->ack_mu, &ts) == 0)
+			;
+		bool got = d->ack_got;
+		pthread_mutex_unlock(&d->ack_mu);
+		if (got)
+			break;
+		if (atomic_load(&d->stopping)) {
+			rc = -ECANCELED;
+			break;
 		}
-		if (atomic_load(&d->stopping))
-			return -ECANCELED;
 		DSM_INC(d, msg_retries);
 	}
+	pthread_mutex_lock(&d->ack_mu);
+	d->ack_want = false;
+	pthread_mutex_unlock(&d->ack_mu);
+	return rc;
 }
 
 static int send_inv(struct dsm *d, int node, uint64_t page, uint32_t v, bool downgrade,

@@ -77,6 +77,16 @@ struct dsm {
 	pthread_cond_t fault_cv;
 	struct dsm_pending pending[DSM_PENDING_MAX];
 
+	/* the home worker's one outstanding INV/GRANT: its acknowledgement is
+	 * a plain message (not a tp reply), matched by page, version and
+	 * sender; ack_mu also orders the handler's write with the wait */
+	pthread_mutex_t ack_mu;
+	pthread_cond_t ack_cv;
+	uint64_t ack_page;
+	uint32_t ack_version;
+	int ack_from;
+	bool ack_want, ack_got;
+
 	struct dsm_queue homeq, agentq;
 	pthread_t home_thr, agent_thr;
 	bool started;
@@ -111,6 +121,8 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 		      bool trace);
 int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
 		      int supplier);
+/* Sends ACK{page, version} to node dst (the home that asked). */
+void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version);
 /* Sends a REQ to the page's home (or queues it locally). */
 int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want);
 
