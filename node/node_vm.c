@@ -28,10 +28,20 @@
 struct node_vm {
 	struct vmd *vmd;
 	int node_id;
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;        /* console line; stopping vs vmd_start */
 	char line[256];
 	size_t len;
 	int exited;
+	/* boot thread: load (node 0) or wait for the load, then start harts;
+	 * off the agent's thread so heartbeats keep flowing meanwhile */
+	pthread_t boot;
+	bool boot_running, stopping;
+	uint8_t *img;
+	size_t img_len;
+	bool loader;
+	uint64_t ram_len;
+	uint32_t loader_id;
+	char path[256];
 };
 
 static void vm_putc(void *arg, char ch)
@@ -163,6 +173,33 @@ static int faults_from_env(struct tp *tp, const uint32_t *peers, uint32_t npeers
 	return 0;
 }
 
+static void *boot_main(void *arg)
+{
+	struct node_vm *vm = arg;
+	char err[256] = "";
+	int rc;
+
+	util_log_set_thread("boot");
+	rc = vmd_load_elf(vm->vmd, vm->img, vm->img_len, vm->loader, err, sizeof(err));
+	free(vm->img);
+	vm->img = NULL;
+	if (rc == 0 && (rc = load_barrier(vm, vm->ram_len, vm->loader)))
+		snprintf(err, sizeof(err), "waiting for node %u to load the image: %s",
+			 vm->loader_id, strerror(-rc));
+	pthread_mutex_lock(&vm->mu);
+	bool stopping = vm->stopping;
+	if (rc == 0 && !stopping && (rc = vmd_start(vm->vmd)))
+		snprintf(err, sizeof(err), "cannot start the harts: %s", strerror(-rc));
+	pthread_mutex_unlock(&vm->mu);
+	if (rc && !stopping) {
+		LOG_ERR("node", "guest %s: %s; leaving the cluster", vm->path, err);
+		kill(getpid(), SIGTERM); /* the agent leaves in order */
+	} else if (rc == 0 && !stopping) {
+		LOG_INFO("node", "running the harts of %s over the DSM", vm->path);
+	}
+	return NULL;
+}
+
 int node_vm_start(const struct config *cfg, const struct config_node *me, struct tp *tp,
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out)
@@ -170,8 +207,6 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	const char *img_path = cfg->kernel ? cfg->kernel : cfg->image;
 	int nodes[CONFIG_MAX_NODES];
 	char err[256];
-	uint8_t *img = NULL;
-	size_t len = 0;
 	int rc;
 
 	*out = NULL;
@@ -179,17 +214,20 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		return 0; /* cluster only: no guest configured */
 	if ((rc = faults_from_env(tp, peers, npeers)))
 		return rc;
-	if ((rc = read_image(img_path, &img, &len))) {
-		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, strerror(-rc));
-		return rc;
-	}
 	struct node_vm *vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		free(img);
+	if (!vm)
 		return -ENOMEM;
-	}
 	pthread_mutex_init(&vm->mu, NULL);
 	vm->node_id = (int)me->id;
+	vm->loader = me->id == cfg->nodes[0].id;
+	vm->loader_id = cfg->nodes[0].id;
+	vm->ram_len = ram_len;
+	snprintf(vm->path, sizeof(vm->path), "%s", img_path);
+	if ((rc = read_image(img_path, &vm->img, &vm->img_len))) {
+		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, strerror(-rc));
+		node_vm_stop(vm);
+		return rc;
+	}
 	nodes[0] = (int)me->id;
 	for (uint32_t i = 0; i < npeers; i++)
 		nodes[i + 1] = (int)peers[i];
@@ -197,21 +235,16 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 			     .nnodes = npeers + 1, .ram = ram, .ram_size = ram_len,
 			     .harts = me->vcpus, .nharts = me->nvcpus, .on_putc = vm_putc,
 			     .on_exit = vm_exit, .cb_arg = vm};
-	rc = vmd_create(&vc, &vm->vmd, err, sizeof(err));
-	if (rc == 0)
-		rc = vmd_load_elf(vm->vmd, img, len, me->id == cfg->nodes[0].id, err, sizeof(err));
-	free(img);
-	if (rc == 0 && (rc = load_barrier(vm, ram_len, me->id == cfg->nodes[0].id)))
-		snprintf(err, sizeof(err), "waiting for node %u to load the image: %s",
-			 cfg->nodes[0].id, strerror(-rc));
-	if (rc == 0 && (rc = vmd_start(vm->vmd)))
-		snprintf(err, sizeof(err), "cannot start the harts: %s", strerror(-rc));
-	if (rc) {
+	if ((rc = vmd_create(&vc, &vm->vmd, err, sizeof(err)))) {
 		LOG_ERR("node", "guest %s: %s", img_path, err);
 		node_vm_stop(vm);
 		return rc;
 	}
-	LOG_INFO("node", "running %u harts of %s over the DSM", me->nvcpus, img_path);
+	if ((rc = pthread_create(&vm->boot, NULL, boot_main, vm))) {
+		node_vm_stop(vm);
+		return -rc;
+	}
+	vm->boot_running = true;
 	*out = vm;
 	return 0;
 }
@@ -222,7 +255,15 @@ void node_vm_stop(struct node_vm *vm)
 
 	if (!vm)
 		return;
-	vmd_stop(vm->vmd);
+	pthread_mutex_lock(&vm->mu);
+	vm->stopping = true; /* the boot thread starts no harts from now on */
+	pthread_mutex_unlock(&vm->mu);
+	if (vm->vmd)
+		vmd_stop(vm->vmd); /* also cancels the boot thread's DSM waits */
+	if (vm->boot_running)
+		pthread_join(vm->boot, NULL);
+	vmd_stop(vm->vmd); /* harts the boot thread may have started meanwhile */
+	free(vm->img);
 	if (vm->vmd && node_runtime_dir(dir, sizeof(dir)) == 0) {
 		snprintf(path, sizeof(path), "%s/dsm-node-%d.json", dir, vm->node_id);
 		FILE *f = fopen(path, "w");
