@@ -33,7 +33,7 @@ MINUTES=${3:-10}
 case "$SEED$MINUTES" in *[!0-9]*) echo "soak: SEED and MINUTES must be whole numbers" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "soak: needs root (network namespaces)" >&2; exit 77; }
 NODES=${SPANVM_SOAK_NODES:-3}
-LEASE=3000
+LEASE=${SPANVM_SOAK_LEASE_MS:-3000} # raise it on a loaded machine: cuts scale with it
 TAG=s$(($$ % 10000000))
 export SPANVM_BIN="$BIN" SPANVM_NETNS_TAG="$TAG" SPANVM_NETNS_OWNER=$$ SPANVM_NETNS_LEASE_MS=$LEASE \
 	SPANVM_NETNS_HEARTBEAT_MS=250 SPANVM_NETNS_POLICY=stop
