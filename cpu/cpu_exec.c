@@ -181,7 +181,12 @@ enter:
 	c->instret += tb->n;
 	i = tb->insns;
 	if (tb->native) {
+		c->cur_tb = tb;
+		c->cur_base = base;
 		uint32_t r = tb->native(c, base);
+		tb = c->cur_tb; /* native code may have chained on */
+		base = c->cur_base;
+		i = tb->insns;
 		if (likely(r & 3)) { /* the block ended: c->pc is set */
 			int slot = (int)(r & 3) - 1;
 			if (slot == 2) /* indirect jump */

@@ -134,6 +134,8 @@ struct cpu {
 	int priv;
 	int xmmu, dmmu;         /* TLB index for fetches and data accesses */
 	struct tlb_entry *dtlb; /* c->tlb[dmmu] (read by native code) */
+	struct tb *cur_tb;      /* block native code is in (it chains natively) */
+	uint64_t cur_base;      /* and its start PC */
 	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_SIZE];
 	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_SIZE]; /* guest-physical page of each entry
 						     * (kept apart: the fast path never reads it) */

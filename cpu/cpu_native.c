@@ -27,7 +27,7 @@
 #include "cpu/cpu_int.h"
 
 #define CODE_BUF (16u << 20)
-#define MAX_BLOCK_CODE 8192
+#define MAX_BLOCK_CODE 16384
 
 struct emit {
 	uint8_t *p;
@@ -75,12 +75,35 @@ static void lea_rax_base(struct emit *e, int32_t off)
 	b(e, 0x48); b(e, 0x8d); b(e, 0x86); d32(e, (uint32_t)off); /* lea rax,[rsi+off] */
 }
 
-static void set_pc_ret(struct emit *e, int32_t off, int code)
+/* Ends the block through chain slot `slot` (code slot + 1): sets c->pc and,
+ * when the slot is chained to a block with native code and nobody asked the
+ * hart to stop, jumps straight into it (tracking cur_tb/cur_base/instret as
+ * the executor would); otherwise returns the code. */
+static void exit_slot(struct emit *e, struct tb *tb, int slot, int32_t off)
 {
 	lea_rax_base(e, off);
 	rm_rdi(e, true, 0x89, 0, (uint32_t)offsetof(struct cpu, pc));
-	b(e, 0xb8); d32(e, (uint32_t)code); /* mov eax, code */
-	b(e, 0xc3);
+	rm_rdi(e, false, 0x8b, 1, (uint32_t)offsetof(struct cpu, exit_req)); /* mov ecx,[exit_req] */
+	b(e, 0x85); b(e, 0xc9);                                 /* test ecx, ecx */
+	b(e, 0x75); uint8_t *j1 = e->p++;                       /* jnz ret */
+	b(e, 0x48); b(e, 0xba); d64(e, (uint64_t)(uintptr_t)&tb->chain[slot]); /* mov rdx, &chain */
+	b(e, 0x48); b(e, 0x8b); b(e, 0x12);                     /* mov rdx, [rdx] */
+	b(e, 0x48); b(e, 0x85); b(e, 0xd2);                     /* test rdx, rdx */
+	b(e, 0x74); uint8_t *j2 = e->p++;                       /* jz ret */
+	b(e, 0x48); b(e, 0x8b); b(e, 0x8a); d32(e, (uint32_t)offsetof(struct tb, native));
+	b(e, 0x48); b(e, 0x85); b(e, 0xc9);                     /* test rcx, rcx */
+	b(e, 0x74); uint8_t *j3 = e->p++;                       /* jz ret */
+	rm_rdi(e, true, 0x89, 2, (uint32_t)offsetof(struct cpu, cur_tb));   /* cur_tb = rdx */
+	rm_rdi(e, true, 0x89, 0, (uint32_t)offsetof(struct cpu, cur_base)); /* cur_base = rax */
+	b(e, 0x8b); b(e, 0x92); d32(e, (uint32_t)offsetof(struct tb, n));    /* mov edx, [rdx+n] */
+	rm_rdi(e, true, 0x01, 2, (uint32_t)offsetof(struct cpu, instret));  /* add [instret], rdx */
+	b(e, 0x48); b(e, 0x89); b(e, 0xc6);                     /* mov rsi, rax */
+	b(e, 0xff); b(e, 0xe1);                                 /* jmp rcx */
+	uint8_t *ret = e->p;
+	*j1 = (uint8_t)(ret - j1 - 1);
+	*j2 = (uint8_t)(ret - j2 - 1);
+	*j3 = (uint8_t)(ret - j3 - 1);
+	b(e, 0xb8); d32(e, (uint32_t)(slot + 1)); b(e, 0xc3);
 }
 
 static void movsxd_rax_eax(struct emit *e) { b(e, 0x48); b(e, 0x63); b(e, 0xc0); }
@@ -216,7 +239,7 @@ static bool emit_mem(struct emit *e, const struct tinsn *t, unsigned k)
 	return true;
 }
 
-static bool emit_term(struct emit *e, const struct tinsn *t)
+static bool emit_term(struct emit *e, struct tb *tb, const struct tinsn *t)
 {
 	static const uint8_t jcc[] = {[OP_BEQ - OP_BEQ] = 0x74, [OP_BNE - OP_BEQ] = 0x75,
 				      [OP_BLT - OP_BEQ] = 0x7c, [OP_BGE - OP_BEQ] = 0x7d,
@@ -226,16 +249,16 @@ static bool emit_term(struct emit *e, const struct tinsn *t)
 		ld_x(e, 0, t->rs1);
 		rm_rdi(e, true, 0x3b, 0, XOFF(t->rs2));
 		b(e, jcc[t->op - OP_BEQ]);
-		uint8_t *rel = e->p++;
-		set_pc_ret(e, here + t->len, 2);
+		uint8_t *rel = e->p++; /* rel8: exit_slot is 92 bytes */
+		exit_slot(e, tb, 1, here + t->len);
 		*rel = (uint8_t)(e->p - rel - 1);
-		set_pc_ret(e, here + (int32_t)t->imm, 1);
+		exit_slot(e, tb, 0, here + (int32_t)t->imm);
 		return true;
 	}
 	if (t->op == OP_JAL) {
 		lea_rax_base(e, here + t->len);
 		st_x(e, 0, t->rd);
-		set_pc_ret(e, here + (int32_t)t->imm, 1);
+		exit_slot(e, tb, 0, here + (int32_t)t->imm);
 		return true;
 	}
 	if (t->op == OP_JALR) {
@@ -250,7 +273,7 @@ static bool emit_term(struct emit *e, const struct tinsn *t)
 		return true;
 	}
 	if (t->op == OP_FALLTHRU) {
-		set_pc_ret(e, here, 2);
+		exit_slot(e, tb, 1, here);
 		return true;
 	}
 	return false;
@@ -295,7 +318,7 @@ void native_translate(struct cpu *c, struct tb *tb, unsigned total)
 	unsigned k = 0;
 	for (; k < total; k++) {
 		const struct tinsn *t = &tb->insns[k];
-		if (emit_term(&e, t))
+		if (emit_term(&e, tb, t))
 			goto done;
 		if (!emit_alu(&e, t) && !emit_mem(&e, t, k))
 			break;
