@@ -70,3 +70,14 @@ if(deploy_guest_dir AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_mult
       LABELS "${labels}" TIMEOUT 600 SKIP_RETURN_CODE 77)
   endforeach()
 endif()
+
+# The stress guest across three namespace hosts (spanvm-node processes on
+# the DSM) with link cuts shorter than the lease during the run; the
+# host-side checker must pass (issue 6: the short partition run).
+if(deploy_guest_dir AND TARGET spanvm-node AND TARGET spanvm-coord AND TARGET spanvm)
+  add_test(NAME netns.partition_coherence
+    COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/netns_partition_coherence.sh
+      ${CMAKE_SOURCE_DIR} ${SPANVM_BIN_DIR} ${deploy_guest_dir}/stress_coherence_short.elf)
+  set_tests_properties(netns.partition_coherence PROPERTIES
+    LABELS "netns" SKIP_RETURN_CODE 77 TIMEOUT 300 RUN_SERIAL TRUE)
+endif()

@@ -21,6 +21,8 @@
 #
 # Environment: SPANVM_BIN (binary dir; default ../../build/bin from here),
 # SPANVM_NETNS_HEARTBEAT_MS (200), SPANVM_NETNS_LEASE_MS (2000),
+# SPANVM_NETNS_KERNEL (guest ELF/Image: the VM runs it across the nodes),
+# SPANVM_NETNS_VCPUS (vCPUs, default N; vCPU k on node k mod N + 1),
 # SPANVM_NETNS_POLICY (stop|continue, default stop), SPANVM_NETNS_LOG (log
 # level of the processes, default info), SPANVM_NETNS_OWNER
 # (pid whose death makes the cluster garbage for `gc`; default: the caller).
@@ -83,16 +85,19 @@ build_net() { # N
 }
 
 write_config() { # N dir
-	nodes="" i=1
+	nodes="" i=1 nv=${SPANVM_NETNS_VCPUS:-$1} kernel=""
+	[ -n "${SPANVM_NETNS_KERNEL:-}" ] && kernel="\"kernel\": \"$SPANVM_NETNS_KERNEL\", "
 	while [ "$i" -le "$1" ]; do
 		[ -n "$nodes" ] && nodes="$nodes,
 "
-		nodes="$nodes    { \"id\": $i, \"bind\": \"$(addr "$i")\", \"vcpus\": [$((i - 1))] }"
+		v="" k=$((i - 1)) # vCPU k on node (k mod N) + 1
+		while [ "$k" -lt "$nv" ]; do v="$v${v:+, }$k"; k=$((k + $1)); done
+		nodes="$nodes    { \"id\": $i, \"bind\": \"$(addr "$i")\", \"vcpus\": [$v] }"
 		i=$((i + 1))
 	done
 	cat >"$2/vm.json" <<EOF
 { "version": 1,
-  "vm": { "name": "netns-$TAG", "memory_mib": 64, "vcpus": $1 },
+  "vm": { "name": "netns-$TAG", "memory_mib": 64, "vcpus": $nv, $kernel"image": null },
   "cluster": { "provider": "tcp;ofi_rxm",
                "coordinator": { "host": "$(addr 0)", "port": $COORD_PORT },
                "secret_file": "secret",
