@@ -12,8 +12,10 @@ CMAKE_FLAGS ?=
 
 all: build
 
+# 'all' includes the Linux guest toolchain and kernel source: make check
+# boots a Linux guest (built once, cached in $(BUILD)/guest-linux).
 deps:
-	@./deploy/install-deps.sh core
+	@./deploy/install-deps.sh all
 
 # Configure every time: it is quick, and layers that land add new folders.
 build: deps
