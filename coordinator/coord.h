@@ -69,8 +69,11 @@ void coord_tick(struct coord *c, uint64_t now_ns, uint64_t *next_ns);
 /* Begins an orderly stop (e.g. on SIGTERM); reason is logged and sent. */
 void coord_stop(struct coord *c, const char *reason, uint64_t now_ns);
 
-/* True once STOPPED; *exit_code 0 = stopped on request, 1 = after failure. */
+/* True once STOPPED; *exit_code 0 = stopped on request or after the
+ * guest's exit, 1 = after failure. */
 bool coord_done(const struct coord *c, int *exit_code);
+/* True once a node reported the guest's exit; *code = its exit code. */
+bool coord_guest_exit(const struct coord *c, int *code);
 CtlPhase coord_phase(const struct coord *c);
 uint64_t coord_epoch(const struct coord *c);
 /* State of node id (CTL_STATE_INVALID if not configured). */

@@ -165,6 +165,8 @@ static void send_stop_replies(struct coord *c)
 
 	r.ok = true;
 	r.message = c->stop_reason;
+	r.guest_exited = c->guest_exited;
+	r.guest_exit = c->guest_exit;
 	m.body_case = CTL_MSG__BODY_STOP_REPLY;
 	m.stop_reply = &r;
 	for (int i = 0; i < COORD_MAX_CONNS; i++)
@@ -243,6 +245,32 @@ static void on_ready(struct coord *c, struct cnode *n, const CtlReady *r)
 	maybe_start(c);
 }
 
+/*
+ * The guest ended (HTIF exit on one of n's harts): the VM is done, so the
+ * cluster stops in order as if a client had asked.  The first report wins;
+ * the guest can only run after Start, so earlier reports are ignored.
+ */
+static void on_guest_exit(struct coord *c, struct cnode *n, int32_t code)
+{
+	char why[120];
+
+	if (c->phase != PH_RUNNING && c->phase != PH_STOPPING) {
+		LOG_WARN("coord", "node %u: guest exit in phase %s ignored", n->cfgn->id,
+			 coord_phase_name(c->phase));
+		return;
+	}
+	if (c->guest_exited) {
+		LOG_INFO("coord", "node %u: guest exit %d (already exited with %d)", n->cfgn->id,
+			 (int)code, (int)c->guest_exit);
+		return;
+	}
+	c->guest_exited = true;
+	c->guest_exit = code;
+	snprintf(why, sizeof(why), "guest exited with code %d on node %u", (int)code, n->cfgn->id);
+	LOG_INFO("coord", "%s", why);
+	coord_begin_stop(c, why, 0);
+}
+
 /* What reporter n's data plane saw of its peers (node_watch on the node). */
 static void note_peer_reports(struct coord *c, struct cnode *n, const CtlHeartbeat *hb,
 			      uint64_t now_ns)
@@ -292,6 +320,9 @@ void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 	case CTL_MSG__BODY_READY:
 		n->last_hb_ns = now_ns;
 		return on_ready(c, n, m->ready);
+	case CTL_MSG__BODY_GUEST_EXIT:
+		n->last_hb_ns = now_ns;
+		return on_guest_exit(c, n, m->guest_exit->code);
 	case CTL_MSG__BODY_STOP_ACK:
 		n->conn = -1;
 		if (node_live(n)) {
@@ -352,6 +383,8 @@ static void send_status(struct coord *c, int conn)
 	sr.lease_ms = c->cfg->lease_ms;
 	sr.n_nodes = c->nnodes;
 	sr.nodes = np;
+	sr.guest_exited = c->guest_exited;
+	sr.guest_exit = c->guest_exit;
 	m.body_case = CTL_MSG__BODY_STATUS_REPLY;
 	m.status_reply = &sr;
 	coord_send(c, conn, &m);
@@ -370,6 +403,11 @@ void coord_client_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_n
 			send_stop_replies(c);
 		return;
 	}
+	case CTL_MSG__BODY_STOP_WAIT: /* e.g. a foreground `spanvm launch` */
+		c->conns[conn].wants_stop_reply = true;
+		if (c->phase == PH_STOPPED)
+			send_stop_replies(c);
+		return;
 	default:
 		return coord_reject(c, conn, CTL_ERR_PROTOCOL, "unexpected message %d from a client",
 				    (int)m->body_case);

@@ -92,6 +92,13 @@ bool coord_done(const struct coord *c, int *exit_code)
 	return c->phase == PH_STOPPED;
 }
 
+bool coord_guest_exit(const struct coord *c, int *code)
+{
+	if (code)
+		*code = c->guest_exit;
+	return c->guest_exited;
+}
+
 CtlPhase coord_phase(const struct coord *c)
 {
 	return c->phase;

@@ -85,6 +85,8 @@ struct coord {
 	uint64_t now_ns; /* time of the event being handled */
 	int exit_code;
 	char stop_reason[200];
+	bool guest_exited; /* a node reported the guest's exit (CtlGuestExit) */
+	int32_t guest_exit;
 };
 
 struct cnode *coord_node(struct coord *c, uint32_t id);

@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,8 @@ struct launch {
 	int npids;
 	bool exited[CONFIG_MAX_NODES + 1];
 	int status[CONFIG_MAX_NODES + 1];
+	bool guest_exited; /* the coordinator reported the guest's exit */
+	int guest_exit;
 };
 
 static void usage(FILE *out)
@@ -342,6 +345,64 @@ static int shut_down(struct launch *l)
 	return wait_children(l, budget);
 }
 
+static void note_guest_exit(struct launch *l, bool exited, int code)
+{
+	if (!exited || l->guest_exited)
+		return;
+	l->guest_exited = true;
+	l->guest_exit = code;
+	fprintf(stderr, "spanvm: the guest exited (code %d); the cluster stops in order\n", code);
+}
+
+/*
+ * A second client connection that only waits for the coordinator's
+ * StopReply (CtlStopWait), which carries the guest's exit code.  Separate
+ * from the status connection so the reply cannot arrive in the middle of a
+ * status call.  NULL (with a warning) if it cannot be opened: then only the
+ * status polls can learn the code.
+ */
+static struct node_ctl *open_stop_wait(struct launch *l)
+{
+	CtlStopWait sw = CTL_STOP_WAIT__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+	struct node_runtime rt;
+	struct node_ctl *w = NULL;
+	char err[CONFIG_ERR_LEN];
+
+	m.body_case = CTL_MSG__BODY_STOP_WAIT;
+	m.stop_wait = &sw;
+	if (node_client_open(l->rt.coord, l->rt.secret_file, &w, &rt, err, sizeof(err)) ||
+	    node_ctl_send(w, &m)) {
+		fprintf(stderr, "spanvm launch: cannot wait for the stop report: %s\n", err);
+		node_ctl_close(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* Reads the StopReply on *w if one arrives within timeout_ms; closes *w once
+ * it came (or the connection failed). */
+static void stop_wait_poll(struct launch *l, struct node_ctl **w, int timeout_ms)
+{
+	CtlMsg *m;
+
+	if (!*w)
+		return;
+	struct pollfd p = {.fd = node_ctl_fd(*w), .events = POLLIN};
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return;
+	if (node_ctl_recv(*w, 1000, &m) == 0) {
+		bool done = m->body_case == CTL_MSG__BODY_STOP_REPLY;
+		if (done)
+			note_guest_exit(l, m->stop_reply->guest_exited, m->stop_reply->guest_exit);
+		ctl_msg__free_unpacked(m, NULL);
+		if (!done)
+			return;
+	}
+	node_ctl_close(*w);
+	*w = NULL;
+}
+
 /* Stays until the cluster stops; Ctrl-C stops it.  Returns the exit status. */
 static int foreground(struct launch *l, struct node_ctl *ctl, uint8_t *seen)
 {
@@ -349,15 +410,20 @@ static int foreground(struct launch *l, struct node_ctl *ctl, uint8_t *seen)
 	uint64_t next = 0;
 	CtlMsg *reply;
 
+	struct node_ctl *wait = open_stop_wait(l);
+
 	fprintf(stderr, "spanvm: running in the foreground; Ctrl-C stops the cluster in order\n");
 	while (!got_signal) {
 		reap_children(l);
 		if (l->exited[0])
 			break;
+		stop_wait_poll(l, &wait, 0);
 		if (ctl && util_now_ns() >= next) {
 			next = util_now_ns() + 500000000ull;
 			if (node_status_fetch(ctl, &reply, err, sizeof(err)) == 0) {
 				report_progress(reply->status_reply, seen);
+				note_guest_exit(l, reply->status_reply->guest_exited,
+						reply->status_reply->guest_exit);
 				ctl_msg__free_unpacked(reply, NULL);
 			} else {
 				node_ctl_close(ctl); /* the coordinator is going away */
@@ -370,6 +436,8 @@ static int foreground(struct launch *l, struct node_ctl *ctl, uint8_t *seen)
 		fprintf(stderr, "spanvm: stopping the cluster (signal %d)\n", got_signal);
 	node_ctl_close(ctl);
 	int rc = shut_down(l);
+	stop_wait_poll(l, &wait, 1000); /* the coordinator sent it before it exited */
+	node_ctl_close(wait);
 	if (rc == 0 && l->status[0] == 0) {
 		fprintf(stderr, "spanvm: cluster stopped\n");
 		return 0;
@@ -401,9 +469,6 @@ static int launch(struct launch *l, const char *config_path)
 		fprintf(stderr, "spanvm launch: %s\n", err[0] ? err : "cannot find own binary");
 		return 1;
 	}
-	char stale[sizeof(l->rt.dir) + 16];
-	snprintf(stale, sizeof(stale), "%s/guest_exit", l->rt.dir);
-	unlink(stale); /* a previous run's guest exit code */
 	fprintf(stderr, "spanvm: launching VM '%s': %u nodes, %u vCPUs, %llu MiB (runtime dir %s)\n",
 		l->cfg->name, l->cfg->nnodes, l->cfg->nvcpus,
 		(unsigned long long)(l->cfg->mem_bytes >> 20), l->rt.dir);
@@ -422,7 +487,8 @@ static int launch(struct launch *l, const char *config_path)
 		return 0;
 	}
 	int rc = foreground(l, ctl, seen);
-	rc = node_vm_launch_result(l->rt.dir, l->cfg, l->stats_file, rc); /* guest exit code */
+	rc = node_vm_launch_result(l->rt.dir, l->cfg, l->stats_file, rc,
+				   l->guest_exited ? &l->guest_exit : NULL); /* guest exit code */
 	node_runtime_clear(l->rt.dir);
 	return rc;
 }

@@ -185,6 +185,26 @@ static int send_ready(struct agent *a)
 	return node_ctl_send(a->ctl, &m);
 }
 
+/*
+ * The guest exited on one of our harts: the coordinator decides what
+ * happens (it stops the cluster in order); we keep serving pages and
+ * heartbeats until our Stop arrives.
+ */
+static int send_guest_exit(struct agent *a)
+{
+	CtlGuestExit ge = CTL_GUEST_EXIT__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+	int code;
+
+	if (node_vm_exit_code(a->vm, &code))
+		return 0; /* spurious wake-up */
+	ge.code = code;
+	m.body_case = CTL_MSG__BODY_GUEST_EXIT;
+	m.guest_exit = &ge;
+	LOG_INFO("node", "reporting the guest's exit (code %d) to the coordinator", code);
+	return node_ctl_send(a->ctl, &m);
+}
+
 /* One coordinator message.  1 = orderly stop, 0 = go on, <0 = failure. */
 static int on_ctl(struct agent *a, CtlMsg *m)
 {
@@ -290,8 +310,9 @@ static int control_loop(struct agent *a)
 	int rc;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = node_ctl_fd(a->ctl), .events = POLLIN},
-				      {.fd = a->pipe[0], .events = POLLIN}};
+		struct pollfd p[3] = {{.fd = node_ctl_fd(a->ctl), .events = POLLIN},
+				      {.fd = a->pipe[0], .events = POLLIN},
+				      {.fd = node_vm_exit_fd(a->vm), .events = POLLIN}};
 		now = util_now_ns();
 		if (a->acfg->stop_flag && *a->acfg->stop_flag) {
 			LOG_WARN("node", "terminated by signal; leaving the cluster");
@@ -307,10 +328,14 @@ static int control_loop(struct agent *a)
 		if (now - last_contact > a->lease_ms * MS &&
 		    coordinator_silent(a, (now - last_contact) / MS))
 			return 1;
-		if (poll(p, 2, (int)((next_hb - now) / MS) + 1) < 0)
+		if (poll(p, 3, (int)((next_hb - now) / MS) + 1) < 0)
 			continue; /* EINTR: the signal flag is checked above */
 		if (p[1].revents && (rc = send_ready(a))) {
 			LOG_ERR("node", "cannot report ready: %s", strerror(-rc));
+			return 1;
+		}
+		if (p[2].revents && (rc = send_guest_exit(a))) {
+			LOG_ERR("node", "cannot report the guest's exit: %s", strerror(-rc));
 			return 1;
 		}
 		if (!p[0].revents)

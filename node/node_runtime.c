@@ -204,6 +204,9 @@ static void print_json(FILE *out, const CtlStatusReply *st, const char *coord)
 			 "vcpus", (int)st->vcpus, "provider",
 			 st->provider[0] ? st->provider : "default", "uptime_ms",
 			 (json_int_t)st->uptime_ms, "lease_ms", (int)st->lease_ms, "nodes", nodes);
+	/* null while the guest runs (or none is configured) */
+	json_object_set_new(root, "guest_exit",
+			    st->guest_exited ? json_integer(st->guest_exit) : json_null());
 	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
 	json_decref(root);
@@ -217,6 +220,8 @@ void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, b
 		st->vm_name, node_phase_name(st->phase), (unsigned long long)st->epoch,
 		(unsigned long long)(st->mem_bytes >> 20), st->vcpus,
 		st->provider[0] ? st->provider : "default", coord);
+	if (st->guest_exited)
+		fprintf(out, "The guest exited with code %d.\n", (int)st->guest_exit);
 	fprintf(out, "%-5s %-8s %-8s %-16s %-12s %-10s %s\n", "NODE", "STATE", "PID", "HOST",
 		"VCPUS", "HEARTBEAT", "NOTE");
 	for (size_t i = 0; i < st->n_nodes; i++) {

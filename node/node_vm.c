@@ -4,16 +4,19 @@
  * Node 0 loads the guest image (vm.kernel, else vm.image: a bare-metal
  * RISC-V ELF) through the DSM; every node parses it for the entry point and
  * the HTIF words.  Console bytes go to this process's stdout, which under
- * `spanvm launch` is the launcher's.  A guest exit on any node is written
- * to the runtime dir (guest_exit, read by `spanvm launch` for its exit
- * status) and, when our parent is the local launcher, ends the cluster in
- * order by interrupting the launcher (as Ctrl-C would).  At stop each node
- * writes its DSM statistics to the runtime dir (dsm-node-N.json).
+ * `spanvm launch` is the launcher's.  A guest exit on any node is handed
+ * to the agent (node_vm_exit_fd), which reports it to the coordinator
+ * (CtlGuestExit); the coordinator stops the cluster in order and tells
+ * `spanvm launch` the code.  At stop each node writes its DSM statistics to
+ * the runtime dir (dsm-node-N.json).
  *
  * Threads: created and stopped by the agent's main thread; callbacks run on
- * vCPU threads (stdout writes are single write() calls per line).
+ * vCPU threads (stdout writes are single write() calls per line).  The exit
+ * code is written before the byte on exit_pipe, and the agent reads it only
+ * after that byte arrived (the pipe orders the accesses).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,8 @@ struct node_vm {
 	char line[256];
 	size_t len;
 	int exited;
+	int exit_code;             /* written before the byte on exit_pipe */
+	int exit_pipe[2];          /* vCPU thread -> agent: the guest exited */
 	/* boot thread: load (node 0) or wait for the load, then start harts;
 	 * off the agent's thread so heartbeats keep flowing meanwhile */
 	pthread_t boot;
@@ -57,37 +62,33 @@ static void vm_putc(void *arg, char ch)
 	pthread_mutex_unlock(&vm->mu);
 }
 
-static bool parent_is_launcher(void)
-{
-	char path[64], comm[32] = "";
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)getppid());
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool ok = fgets(comm, sizeof(comm), f) && !strncmp(comm, "spanvm\n", 7);
-	fclose(f);
-	return ok;
-}
-
 static void vm_exit(void *arg, int code)
 {
 	struct node_vm *vm = arg;
-	char dir[512], path[600];
+	char one = 1;
 
 	if (__atomic_exchange_n(&vm->exited, 1, __ATOMIC_ACQ_REL))
 		return;
 	vm_putc(vm, '\n');
 	LOG_INFO("node", "guest exited with code %d on node %d", code, vm->node_id);
-	if (node_runtime_dir(dir, sizeof(dir)) == 0) {
-		snprintf(path, sizeof(path), "%s/guest_exit", dir);
-		FILE *f = fopen(path, "w");
-		if (f) {
-			fprintf(f, "%d\n", code);
-			fclose(f);
-		}
-	}
-	if (parent_is_launcher())
-		kill(getppid(), SIGINT);
+	vm->exit_code = code;
+	if (write(vm->exit_pipe[1], &one, 1) != 1)
+		LOG_ERR("node", "cannot hand the guest exit to the agent: %s", strerror(errno));
+}
+
+int node_vm_exit_fd(const struct node_vm *vm)
+{
+	return vm ? vm->exit_pipe[0] : -1;
+}
+
+int node_vm_exit_code(struct node_vm *vm, int *code)
+{
+	char drain;
+
+	if (!vm || read(vm->exit_pipe[0], &drain, 1) != 1)
+		return -EAGAIN;
+	*code = vm->exit_code;
+	return 0;
 }
 
 static int read_image(const char *path, uint8_t **buf, size_t *len)
@@ -218,6 +219,12 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	if (!vm)
 		return -ENOMEM;
 	pthread_mutex_init(&vm->mu, NULL);
+	vm->exit_pipe[0] = vm->exit_pipe[1] = -1;
+	if (pipe2(vm->exit_pipe, O_CLOEXEC | O_NONBLOCK)) {
+		rc = -errno;
+		node_vm_stop(vm);
+		return rc;
+	}
 	vm->node_id = (int)me->id;
 	vm->loader = me->id == cfg->nodes[0].id;
 	vm->loader_id = cfg->nodes[0].id;
@@ -233,8 +240,14 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		nodes[i + 1] = (int)peers[i];
 	struct vmd_cfg vc = {.tp = tp, .node_id = (int)me->id, .nodes = nodes,
 			     .nnodes = npeers + 1, .ram = ram, .ram_size = ram_len,
-			     .harts = me->vcpus, .nharts = me->nvcpus, .on_putc = vm_putc,
+			     .harts = me->vcpus, .nharts = me->nvcpus,
+			     .block_pages = cfg->home_block_pages, .on_putc = vm_putc,
 			     .on_exit = vm_exit, .cb_arg = vm};
+	if ((rc = dsm_policy_parse(cfg->home_policy, &vc.policy))) { /* config.c validated it */
+		LOG_ERR("node", "cluster.dsm.home_policy '%s' is unknown to the DSM", cfg->home_policy);
+		node_vm_stop(vm);
+		return rc;
+	}
 	if ((rc = vmd_create(&vc, &vm->vmd, err, sizeof(err)))) {
 		LOG_ERR("node", "guest %s: %s", img_path, err);
 		node_vm_stop(vm);
@@ -274,6 +287,10 @@ void node_vm_stop(struct node_vm *vm)
 		}
 	}
 	vmd_destroy(vm->vmd);
+	if (vm->exit_pipe[0] >= 0) {
+		close(vm->exit_pipe[0]);
+		close(vm->exit_pipe[1]);
+	}
 	pthread_mutex_destroy(&vm->mu);
 	free(vm);
 }
@@ -301,24 +318,18 @@ static unsigned long long json_u64(const char *json, const char *key)
 }
 
 int node_vm_launch_result(const char *rundir, const struct config *cfg, const char *stats_file,
-			  int rc)
+			  int rc, const int *guest_exit)
 {
 	char path[700];
 	FILE *out = NULL;
-	int code = -1;
 
-	snprintf(path, sizeof(path), "%s/guest_exit", rundir);
-	char *s = slurp(path);
-	if (s) {
-		code = atoi(s);
-		free(s);
-		unlink(path);
-	}
 	if (stats_file && !(out = fopen(stats_file, "w")))
 		fprintf(stderr, "spanvm: cannot write --stats-file %s: %s\n", stats_file,
 			strerror(errno));
-	if (out)
-		fprintf(out, "{\"guest_exit\":%d,\"nodes\":[", code);
+	if (out && guest_exit)
+		fprintf(out, "{\"guest_exit\":%d,\"nodes\":[", *guest_exit);
+	else if (out)
+		fprintf(out, "{\"guest_exit\":null,\"nodes\":[");
 	for (uint32_t i = 0; i < cfg->nnodes; i++) {
 		snprintf(path, sizeof(path), "%s/dsm-node-%u.json", rundir, cfg->nodes[i].id);
 		char *js = slurp(path);
@@ -339,8 +350,8 @@ int node_vm_launch_result(const char *rundir, const struct config *cfg, const ch
 		fprintf(out, "]}\n");
 		fclose(out);
 	}
-	if (code < 0)
+	if (!guest_exit)
 		return rc;
-	fprintf(stderr, "spanvm: guest exited with code %d\n", code);
-	return code;
+	fprintf(stderr, "spanvm: guest exited with code %d\n", *guest_exit);
+	return *guest_exit;
 }

@@ -329,7 +329,8 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 	}
 	struct dsm_cfg dc = {.tp = cfg->tp, .node_id = cfg->node_id, .nodes = cfg->nodes,
 			     .nnodes = cfg->nnodes, .ram = cfg->ram, .ram_base = VM_RAM_BASE,
-			     .ram_size = cfg->ram_size, .policy = cfg->policy, .ops = &vmd_ops,
+			     .ram_size = cfg->ram_size, .policy = cfg->policy,
+			     .block_pages = cfg->block_pages, .ops = &vmd_ops,
 			     .ops_arg = v, .msg_timeout_ns = cfg->msg_timeout_ns,
 			     .retx_ns = cfg->retx_ns};
 	if ((rc = dsm_create(&dc, &v->dsm))) {

@@ -38,6 +38,7 @@ struct vmd_cfg {
 	const unsigned *harts;       /* guest hart ids placed on this node */
 	unsigned nharts;
 	enum dsm_home_policy policy;
+	uint64_t block_pages;        /* DSM_HOME_BLOCK: pages per run (0 = RAM / nodes) */
 	uint64_t msg_timeout_ns, retx_ns; /* dsm_cfg's; 0 = defaults */
 	/* HTIF console byte and guest exit; called on vCPU threads */
 	void (*on_putc)(void *arg, char ch);
@@ -82,10 +83,15 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out);
 void node_vm_stop(struct node_vm *vm);
-/* spanvm launch, after the cluster stopped: the guest's exit code (or rc
- * when no guest exited), a DSM summary per node on stderr, and with
- * stats_file the nodes' DSM statistics as one JSON object. */
+/* Readable once the guest exited on one of this node's harts (-1 for a NULL
+ * vm); then node_vm_exit_code gives the code (0, or -EAGAIN before). */
+int node_vm_exit_fd(const struct node_vm *vm);
+int node_vm_exit_code(struct node_vm *vm, int *code);
+/* spanvm launch, after the cluster stopped: the guest's exit code (as the
+ * coordinator reported it; rc when guest_exit is NULL: no guest exited), a
+ * DSM summary per node on stderr, and with stats_file the nodes' DSM
+ * statistics as one JSON object. */
 int node_vm_launch_result(const char *rundir, const struct config *cfg, const char *stats_file,
-			  int rc);
+			  int rc, const int *guest_exit);
 
 #endif

@@ -179,11 +179,46 @@ static int parse_coord(struct cctx *c, json_t *co, struct config *cfg)
 	return 0;
 }
 
+/*
+ * cluster.dsm {"home_policy", "block_pages"}: where each guest page's home
+ * (directory entry) lives.  Validated here with the names dsm/ knows
+ * (dsm_policy_parse), since util/ may not depend on dsm/.
+ */
+static int parse_dsm(struct cctx *c, json_t *d, struct config *cfg)
+{
+	static const char *const keys[] = {"home_policy", "block_pages", NULL};
+	long long v;
+	int rc;
+
+	snprintf(cfg->home_policy, sizeof(cfg->home_policy), "interleave");
+	if (!d)
+		return 0;
+	if (!json_is_object(d))
+		return cerr(c, "cluster.dsm", "must be an object {\"home_policy\", \"block_pages\"}");
+	if ((rc = check_keys(c, "cluster.dsm", d, keys)) ||
+	    (rc = get_str(c, d, "cluster.dsm", "home_policy", false, "interleave",
+			  cfg->home_policy, sizeof(cfg->home_policy))))
+		return rc;
+	if (strcmp(cfg->home_policy, "interleave") && strcmp(cfg->home_policy, "block"))
+		return cerr(c, "cluster.dsm.home_policy", "'%s' is not one of \"interleave\", \"block\"",
+			    cfg->home_policy);
+	if (!json_object_get(d, "block_pages"))
+		return 0;
+	if (strcmp(cfg->home_policy, "block"))
+		return cerr(c, "cluster.dsm.block_pages",
+			    "only meaningful with cluster.dsm.home_policy \"block\"");
+	if ((rc = get_int(c, d, "cluster.dsm", "block_pages", false, 1,
+			  (long long)(cfg->mem_bytes >> 12), 0, &v)))
+		return rc;
+	cfg->home_block_pages = (uint64_t)v;
+	return 0;
+}
+
 static int parse_cluster(struct cctx *c, json_t *cl, struct config *cfg)
 {
 	static const char *const keys[] = {"provider", "coordinator", "secret_file",
 					   "heartbeat_ms", "lease_ms", "join_timeout_ms",
-					   "on_node_failure", NULL};
+					   "on_node_failure", "dsm", NULL};
 	char policy[16];
 	long long v;
 	int rc;
@@ -223,6 +258,7 @@ static int parse_cluster(struct cctx *c, json_t *cl, struct config *cfg)
 		goto out;
 	}
 	cfg->stop_on_failure = !strcmp(policy, "stop");
+	rc = parse_dsm(c, json_object_get(cl, "dsm"), cfg);
 out:
 	json_decref(cl);
 	return rc;

@@ -95,6 +95,9 @@ struct config {
 	char *secret_file;            /* NULL: the launcher generates one */
 	uint32_t heartbeat_ms, lease_ms, join_timeout_ms;
 	bool stop_on_failure;         /* "on_node_failure": "stop" | "continue" */
+	/* cluster.dsm: how guest pages get their home node (dsm_policy_parse) */
+	char home_policy[16];         /* "interleave" (default) | "block" */
+	uint64_t home_block_pages;    /* "block": pages per run; 0 = RAM / nodes */
 	/* nodes, in file order */
 	uint32_t nnodes;
 	struct config_node nodes[CONFIG_MAX_NODES];

@@ -45,6 +45,33 @@ static void good_config_loads_with_defaults(void **state)
 	assert_int_equal(n->nvcpus, 1);
 	assert_int_equal(n->vcpus[0], 1);
 	assert_null(config_node_find(cfg, 2));
+	assert_string_equal(cfg->home_policy, "interleave"); /* cluster.dsm absent */
+	assert_int_equal(cfg->home_block_pages, 0);
+	config_free(cfg);
+}
+
+#define DSM_CFG(d)                                                                           \
+	"{\"version\": 1, \"vm\": {\"name\": \"t\", \"memory_mib\": 64, \"vcpus\": 1},"          \
+	" \"cluster\": {\"dsm\": " d "}, \"nodes\": [{\"id\": 1, \"vcpus\": [0]}]}"
+
+static void dsm_home_policy_is_read(void **state)
+{
+	struct config *cfg;
+	char err[CONFIG_ERR_LEN] = "";
+
+	assert_int_equal(config_load_string(DSM_CFG("{\"home_policy\": \"block\", "
+						    "\"block_pages\": 512}"),
+					    "d", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg->home_policy, "block");
+	assert_int_equal(cfg->home_block_pages, 512);
+	config_free(cfg);
+	assert_int_equal(config_load_string(DSM_CFG("{\"home_policy\": \"block\"}"), "d", &cfg,
+					    err, sizeof(err)), 0);
+	assert_string_equal(cfg->home_policy, "block");
+	assert_int_equal(cfg->home_block_pages, 0); /* dsm/: RAM / nodes */
+	config_free(cfg);
+	assert_int_equal(config_load_string(DSM_CFG("{}"), "d", &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg->home_policy, "interleave");
 	config_free(cfg);
 }
 
@@ -96,6 +123,17 @@ static const struct bad_case bad_cases[] = {
 	 "cluster.on_node_failure: 'panic' is not one of"},
 	{"{\"version\": 1, " VM ", " NODES ", \"cluster\": {\"provider\": 5}}",
 	 "cluster.provider: must be a string"},
+	{DSM_CFG("{\"home_policy\": \"striped\"}"),
+	 "cluster.dsm.home_policy: 'striped' is not one of \"interleave\", \"block\""},
+	{DSM_CFG("{\"home_policy\": 1}"), "cluster.dsm.home_policy: must be a string"},
+	{DSM_CFG("{\"home_policy\": \"block\", \"block_pages\": 0}"),
+	 "cluster.dsm.block_pages: 0 is out of range (1..16384)"},
+	{DSM_CFG("{\"home_policy\": \"block\", \"block_pages\": 16385}"),
+	 "cluster.dsm.block_pages: 16385 is out of range"},
+	{DSM_CFG("{\"block_pages\": 8}"),
+	 "cluster.dsm.block_pages: only meaningful with cluster.dsm.home_policy \"block\""},
+	{DSM_CFG("{\"home_polcy\": \"block\"}"), "cluster.dsm.home_polcy: unknown key"},
+	{DSM_CFG("\"block\""), "cluster.dsm: must be an object"},
 	{"{\"version\": 1, " VM ", " NODES ", \"version\": 1}", "duplicate object key"},
 	{"{\"version\": 1, " VM ",", "not valid JSON"},
 	{"[1, 2]", "(top level): must be a JSON object"},
@@ -211,6 +249,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(good_config_loads_with_defaults),
 		cmocka_unit_test(bad_configs_name_the_key),
+		cmocka_unit_test(dsm_home_policy_is_read),
 		cmocka_unit_test(missing_file_is_named),
 		cmocka_unit_test(example_configs_load),
 		cmocka_unit_test(relative_paths_follow_the_config_file),

@@ -177,6 +177,7 @@ static void send_simple(struct fake *f, int conn, CtlMsg__BodyCase body)
 	CtlStopAck sa = CTL_STOP_ACK__INIT;
 	CtlStopRequest sr = CTL_STOP_REQUEST__INIT;
 	CtlStatusRequest st = CTL_STATUS_REQUEST__INIT;
+	CtlStopWait sw = CTL_STOP_WAIT__INIT;
 	CtlMsg m = CTL_MSG__INIT;
 
 	m.body_case = body;
@@ -191,6 +192,8 @@ static void send_simple(struct fake *f, int conn, CtlMsg__BodyCase body)
 		m.stop_request = &sr;
 	if (body == CTL_MSG__BODY_STATUS_REQUEST)
 		m.status_request = &st;
+	if (body == CTL_MSG__BODY_STOP_WAIT)
+		m.stop_wait = &sw;
 	msg_in(f, conn, &m);
 }
 
@@ -361,6 +364,87 @@ static void orderly_stop_goes_one_by_one_in_reverse(void **state)
 	teardown_fake(f);
 }
 
+static void guest_exit_from_node(struct fake *f, int conn, int32_t code)
+{
+	CtlGuestExit ge = CTL_GUEST_EXIT__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	ge.code = code;
+	m.body_case = CTL_MSG__BODY_GUEST_EXIT;
+	m.guest_exit = &ge;
+	msg_in(f, conn, &m);
+}
+
+/* Status on client conn: phase, and the guest exit it reports (-1 = none). */
+static CtlPhase status_guest_exit(struct fake *f, int conn, int *code)
+{
+	send_simple(f, conn, CTL_MSG__BODY_STATUS_REQUEST);
+	CtlMsg *m = pop(f, conn);
+	assert_non_null(m);
+	assert_int_equal(m->body_case, CTL_MSG__BODY_STATUS_REPLY);
+	CtlPhase ph = m->status_reply->phase;
+	*code = m->status_reply->guest_exited ? m->status_reply->guest_exit : -1;
+	ctl_msg__free_unpacked(m, NULL);
+	return ph;
+}
+
+/*
+ * A guest exit on node 2: the cluster stops in order (3, 2, 1), status
+ * reports the code while stopping, the waiting client's StopReply carries
+ * it, a second report does not change it, and the coordinator exits 0.
+ */
+static void guest_exit_stops_cluster_with_code(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = -1;
+
+	bring_up(f);
+	handshake(f, 30, CTL_ROLE__CTL_ROLE_CLIENT, 0, secret, 0);
+	expect_body(f, 30, CTL_MSG__BODY_JOINED);
+	send_simple(f, 30, CTL_MSG__BODY_STOP_WAIT);
+	assert_int_equal(status_guest_exit(f, 30, &code), CTL_PHASE__CTL_PHASE_RUNNING);
+	assert_int_equal(code, -1);
+	assert_false(coord_guest_exit(f->c, &code));
+	guest_exit_from_node(f, 12, 42);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_STOPPING);
+	assert_true(coord_guest_exit(f->c, &code));
+	assert_int_equal(code, 42);
+	assert_int_equal(status_guest_exit(f, 30, &code), CTL_PHASE__CTL_PHASE_STOPPING);
+	assert_int_equal(code, 42);
+	guest_exit_from_node(f, 11, 7); /* a late second report: the first wins */
+	for (int id = 3; id >= 1; id--) {
+		expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
+		assert_int_equal(f->qlen[30], 0);
+		send_simple(f, 10 + id, CTL_MSG__BODY_STOP_ACK);
+	}
+	CtlMsg *m = pop(f, 30);
+	assert_non_null(m);
+	assert_int_equal(m->body_case, CTL_MSG__BODY_STOP_REPLY);
+	assert_true(m->stop_reply->guest_exited);
+	assert_int_equal(m->stop_reply->guest_exit, 42);
+	assert_non_null(strstr(m->stop_reply->message, "guest exited with code 42 on node 2"));
+	ctl_msg__free_unpacked(m, NULL);
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 0);
+	assert_true(coord_guest_exit(f->c, &code));
+	assert_int_equal(code, 42);
+	teardown_fake(f);
+}
+
+/* Before Start no guest runs: a guest exit then changes nothing. */
+static void guest_exit_before_start_is_ignored(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = -1;
+
+	join(f, 11, 1);
+	guest_exit_from_node(f, 11, 3);
+	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_JOIN);
+	assert_false(coord_guest_exit(f->c, &code));
+	assert_false(f->closed[11]);
+	teardown_fake(f);
+}
+
 static void killed_node_fails_and_stops_cluster(void **state)
 {
 	struct fake *f = setup("stop");
@@ -461,6 +545,8 @@ int main(void)
 		cmocka_unit_test(node_leaving_during_join_is_waited_for),
 		cmocka_unit_test(lease_expiry_fails_node_and_tells_others),
 		cmocka_unit_test(orderly_stop_goes_one_by_one_in_reverse),
+		cmocka_unit_test(guest_exit_stops_cluster_with_code),
+		cmocka_unit_test(guest_exit_before_start_is_ignored),
 		cmocka_unit_test(killed_node_fails_and_stops_cluster),
 		cmocka_unit_test(status_lists_every_node),
 		cmocka_unit_test(protocol_violations_close_the_connection),
