@@ -81,7 +81,7 @@ static void tb_insert(struct cpu *c, struct tb *tb)
 		pageset_add(&c->code_pages, page);
 		tlb_drop_write(c, page); /* stores to it must see the code */
 	}
-	cpu_obs(c, true, CPU_DERIV_CODE, page);
+	/* derived(CODE) was reported by translate(), before the read */
 }
 
 static unsigned straddle_idx(uint64_t gpa, uint64_t gpa2)
@@ -118,8 +118,7 @@ static void straddle_insert(struct cpu *c, struct tb *tb)
 	c->straddle[k] = tb;
 	code_page_add(c, tb->gpa & PG_MASK);
 	code_page_add(c, tb->gpa2);
-	cpu_obs(c, true, CPU_DERIV_CODE, tb->gpa & PG_MASK);
-	cpu_obs(c, true, CPU_DERIV_CODE, tb->gpa2);
+	/* derived(CODE) of both pages was reported by translate() */
 }
 
 /* The cached block of the instruction straddling from page offset 0xffe
@@ -149,6 +148,10 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 	bool once = false, term = false;
 	uint64_t g2_seen = 0;
 
+	/* Report the derivation BEFORE reading the code: the write trace then
+	 * exists first, so a store by another hart either is seen by the read
+	 * or notifies us (docs/trace.md).  Failures below undo it. */
+	cpu_obs(c, true, CPU_DERIV_CODE, gpa & PG_MASK);
 	while (po0 + off < PG_SIZE) {
 		unsigned po = po0 + off;
 		uint32_t raw = ld16(page + po);
@@ -158,8 +161,11 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 				uint64_t g2;
 				if (n > 0)
 					break;
-				if (mem_fetch_page(c, (vpc & PG_MASK) + PG_SIZE, &h2, &g2))
+				if (mem_fetch_page(c, (vpc & PG_MASK) + PG_SIZE, &h2, &g2)) {
+					cpu_obs(c, false, CPU_DERIV_CODE, gpa & PG_MASK);
 					return NULL;
+				}
+				cpu_obs(c, true, CPU_DERIV_CODE, g2);
 				g2_seen = g2;
 				raw |= (uint32_t)ld16(h2) << 16;
 				once = true;
@@ -190,6 +196,9 @@ static struct tb *translate(struct cpu *c, uint64_t vpc, const uint8_t *page, ui
 	if (tb == NULL) {
 		/* Out of host memory: the guest sees a fetch access fault
 		 * rather than the host dying. */
+		cpu_obs(c, false, CPU_DERIV_CODE, gpa & PG_MASK);
+		if (once)
+			cpu_obs(c, false, CPU_DERIV_CODE, g2_seen);
 		cpu_raise(c, EXC_INSN_ACCESS, vpc);
 		return NULL;
 	}

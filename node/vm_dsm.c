@@ -50,11 +50,13 @@ struct vmd_hart {
 	 * written by the vCPU thread, read by revokers (seq_cst) */
 	_Atomic uint64_t recent[VMD_RECENT];
 	unsigned recent_i;
+	struct cpu_observer tobs;  /* the trace glue's observer (vm_trace.c), chained */
 };
 
 struct vmd {
 	struct vmd_cfg cfg;
 	struct dsm *dsm;
+	struct vm_trace *trace;    /* write traces among the local harts (vm_trace.c) */
 	struct elf_info elf;
 	uint64_t start_ns;
 	unsigned nharts;
@@ -287,6 +289,8 @@ static void obs_change(struct vmd_hart *h, uint64_t page, int delta)
 static void obs_derived(void *arg, int kind, uint64_t page)
 {
 	struct vmd_hart *h = arg;
+	if (h->tobs.derived)
+		h->tobs.derived(h->tobs.arg, kind, page);
 	obs_change(h, page, +1);
 	/* now counted: no longer an unreported page_get (the count is visible
 	 * to revokers under h->mu before the ring slot clears) */
@@ -297,7 +301,10 @@ static void obs_derived(void *arg, int kind, uint64_t page)
 
 static void obs_dropped(void *arg, int kind, uint64_t page)
 {
-	obs_change(arg, page, -1);
+	struct vmd_hart *h = arg;
+	if (h->tobs.dropped)
+		h->tobs.dropped(h->tobs.arg, kind, page);
+	obs_change(h, page, -1);
 }
 
 static const struct cpu_mem_ops vmd_mem_ops = {
@@ -316,6 +323,12 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 		snprintf(err, errlen, "bad VM node configuration (harts 0..%d)", VM_MAX_HARTS);
 		return -EINVAL;
 	}
+	for (unsigned i = 0; i < cfg->nharts; i++)
+		if (cfg->harts[i] >= VM_MAX_HARTS) {
+			snprintf(err, errlen, "hart id %u: must be 0..%d", cfg->harts[i],
+				 VM_MAX_HARTS - 1);
+			return -EINVAL;
+		}
 	if (!(v = calloc(1, sizeof(*v))))
 		return -ENOMEM;
 	v->cfg = *cfg;
@@ -338,6 +351,10 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 		free(v);
 		return rc;
 	}
+	if (!cfg->no_trace && (rc = vt_create(NULL, &v->trace, err, errlen))) {
+		vmd_destroy(v);
+		return rc;
+	}
 	for (unsigned i = 0; i < v->nharts; i++) {
 		struct vmd_hart *h = &v->harts[i];
 		struct cpu_cfg cc = {.hart_id = (int)cfg->harts[i], .mem = &vmd_mem_ops,
@@ -345,8 +362,19 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 				     .obs = {obs_derived, obs_dropped, h}};
 		h->v = v;
 		h->id = cfg->harts[i];
+		if (v->trace) {
+			/* the trace glue wraps the memory interface and takes the
+			 * observer slot; ours chains to it */
+			vt_hart_cfg(v->trace, h->id, &cc);
+			h->tobs = cc.obs;
+			cc.obs = (struct cpu_observer){obs_derived, obs_dropped, h};
+		}
 		if ((rc = cpu_create(&cc, &h->cpu))) {
 			snprintf(err, errlen, "hart %u: cannot create: %s", h->id, strerror(-rc));
+			vmd_destroy(v);
+			return rc;
+		}
+		if (v->trace && (rc = vt_bind(v->trace, h->id, h->cpu, err, errlen))) {
 			vmd_destroy(v);
 			return rc;
 		}
@@ -380,6 +408,8 @@ int vmd_load_elf(struct vmd *v, const uint8_t *img, size_t len, bool write_ram, 
 			snprintf(err, errlen, "writing the image through the DSM: %s", strerror(-rc));
 	}
 	free(scratch);
+	if (v->trace)
+		vt_set_pinned_trap(v->trace, v->elf.tohost);
 	for (unsigned i = 0; rc == 0 && i < v->nharts; i++) {
 		cpu_set_pc(v->harts[i].cpu, v->elf.entry);
 		if (v->elf.tohost)
@@ -441,6 +471,7 @@ void vmd_destroy(struct vmd *v)
 	vmd_stop(v);
 	for (unsigned i = 0; i < v->nharts; i++)
 		cpu_destroy(v->harts[i].cpu);
+	vt_destroy(v->trace); /* after the cpus: their teardown drops traces */
 	dsm_destroy(v->dsm);
 	for (unsigned i = 0; i < VM_MAX_HARTS; i++) {
 		vmd_pmap_clear(&v->harts[i].derived);
@@ -450,6 +481,11 @@ void vmd_destroy(struct vmd *v)
 	pthread_mutex_destroy(&v->sub_mu);
 	pthread_mutex_destroy(&v->htif_lock);
 	free(v);
+}
+
+void vmd_trace_stats(struct vmd *v, void *json_root)
+{
+	vt_stats(v->trace, json_root);
 }
 
 struct dsm *vmd_dsm(struct vmd *v)

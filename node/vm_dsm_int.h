@@ -40,6 +40,9 @@ struct vmd_cfg {
 	enum dsm_home_policy policy;
 	uint64_t block_pages;        /* DSM_HOME_BLOCK: pages per run (0 = RAM / nodes) */
 	uint64_t msg_timeout_ns, retx_ns; /* dsm_cfg's; 0 = defaults */
+	bool no_trace;               /* no write traces among local harts (vm_trace.c):
+				      * then a hart sees another local hart's code and
+				      * page-table stores only after fence.i/sfence.vma */
 	/* HTIF console byte and guest exit; called on vCPU threads */
 	void (*on_putc)(void *arg, char ch);
 	void (*on_exit)(void *arg, int code);
@@ -62,6 +65,9 @@ struct dsm *vmd_dsm(struct vmd *v);
 uint64_t vmd_revocations(struct vmd *v);
 /* Revocations so far, and those that interrupted no hart (no subscriber). */
 void vmd_revoke_stats(struct vmd *v, uint64_t *calls, uint64_t *silent);
+/* Adds the local write-trace statistics as member "trace" of a json_t
+ * object (nothing with no_trace). */
+void vmd_trace_stats(struct vmd *v, void *json_root);
 
 /* node/vm_dsm_subs.c: page -> count maps; the caller locks. */
 #define VMD_PMAP_BUCKETS 256

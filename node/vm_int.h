@@ -122,6 +122,19 @@ int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t 
 void vm_trace_stats(struct vm *vm, void *json_root);
 void vm_trace_destroy(struct vm *vm);
 
+/* The same glue for any node (vm_dsm.c): vt_create (opts as --trace, NULL
+ * = defaults), vt_set_pinned_trap (a page the harts must keep trapping,
+ * e.g. HTIF tohost; 0 = none), vt_hart_cfg before cpu_create of hart k (a
+ * guest hart id < VM_MAX_HARTS: wraps cc->mem, cc->mem_opaque and sets
+ * cc->obs; a caller with its own observer chains to the one set here),
+ * vt_bind after it, vt_destroy after the cpus.  NULL-safe stats/destroy. */
+int vt_create(const char *opts, struct vm_trace **out, char *err, size_t errlen);
+void vt_set_pinned_trap(struct vm_trace *vt, uint64_t gpa);
+void vt_hart_cfg(struct vm_trace *vt, unsigned k, struct cpu_cfg *cc);
+int vt_bind(struct vm_trace *vt, unsigned k, struct cpu *cpu, char *err, size_t errlen);
+void vt_stats(struct vm_trace *vt, void *json_root);
+void vt_destroy(struct vm_trace *vt);
+
 /* Ends the VM with a guest exit code (first call wins). */
 void vm_finish(struct vm *vm, int code);
 

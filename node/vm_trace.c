@@ -1,6 +1,9 @@
 /*
- * Glue between trace/ and the engine for the single-node VM: one trace
- * table per VM, one sub-monitor per hart (claim 22).
+ * Glue between trace/ and the engine: one trace table per node, one
+ * sub-monitor per hart (claim 22).  Shared by the single-node VM (`spanvm
+ * run`, vm_run.c through vm_trace_*) and the multi-node glue (vm_dsm.c
+ * through vt_*): it wraps the hart's memory interface and observer, so it
+ * knows nothing of what lies beneath (flat RAM or the DSM).
  *
  * - The engine's observer (derived/dropped on the vCPU thread) feeds the
  *   hart's sub-monitor.  A TLB entry for a write-traced page gets a write
@@ -33,6 +36,8 @@ struct vt_hart {
 	int id;
 	struct cpu *cpu;
 	struct tr_sub *sub;
+	const struct cpu_mem_ops *base; /* the memory interface wrapped */
+	void *base_opaque;
 	pthread_mutex_t serve_mu;
 	/* Pages this glue turned the write trap on for (vCPU thread only): a
 	 * mirror of the engine's set, so that refilling a TLB entry of a traced
@@ -42,10 +47,7 @@ struct vt_hart {
 };
 
 struct vm_trace {
-	struct vm *vm;
 	struct tr_table *t;
-	const struct cpu_mem_ops *base;
-	struct cpu_mem_ops ops;
 	uint64_t pinned_trap;      /* page that must stay trapped (HTIF tohost), or ~0 */
 	struct vt_hart hart[VM_MAX_HARTS];
 };
@@ -166,66 +168,65 @@ static void obs_dropped(void *arg, int kind, uint64_t page)
 
 /* ---- memory hooks ------------------------------------------------------- */
 
-static struct vt_hart *hart_of(struct vm *vm, int hart)
+/* opaque is the hart's vt_hart; NULL until its sub-monitor exists */
+static struct vt_hart *hart_of(void *opaque)
 {
-	struct vm_trace *vt = vm->trace;
-	if (hart < 0 || (unsigned)hart >= vm->cfg.harts || !vt->hart[hart].sub)
-		return NULL;
-	return &vt->hart[hart];
+	struct vt_hart *h = opaque;
+	return h->sub ? h : NULL;
 }
 
 static int vt_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 		       struct cpu_page *out)
 {
-	struct vm *vm = opaque;
-	int rc = vm->trace->base->page_get(opaque, hart, gpa, access, out);
-	struct vt_hart *h;
-	if (rc == 0 && (access & CPU_PERM_W) && !out->mmio && (h = hart_of(vm, hart)) &&
-	    tr_page_write_traced(vm->trace->t, gpa))
+	struct vt_hart *h = opaque;
+	int rc = h->base->page_get(h->base_opaque, hart, gpa, access, out);
+	if (rc == 0 && (access & CPU_PERM_W) && !out->mmio && hart_of(h) &&
+	    tr_page_write_traced(h->vt->t, gpa))
 		op_set_trap(h, gpa & ~(TR_PAGE_SIZE - 1), true);
 	return rc;
 }
 
 static int vt_mmio_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
 {
-	struct vm *vm = opaque;
-	return vm->trace->base->mmio_read(opaque, hart, gpa, size, val);
+	struct vt_hart *h = opaque;
+	return h->base->mmio_read(h->base_opaque, hart, gpa, size, val);
 }
 
 static int vt_mmio_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
 {
-	struct vm *vm = opaque;
-	return vm->trace->base->mmio_write(opaque, hart, gpa, size, val);
+	struct vt_hart *h = opaque;
+	return h->base->mmio_write(h->base_opaque, hart, gpa, size, val);
 }
 
 static void vt_write_pre(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
 {
-	struct vm *vm = opaque;
-	struct vt_hart *h = hart_of(vm, hart);
-	if (h) {
+	struct vt_hart *h = opaque;
+	if (hart_of(h)) {
 		int rc = tr_sub_write_begin(h->sub, gpa, size);
 		if (rc < 0)
 			LOG_ERR("trace", "hart %d: store to 0x%llx: trace event failed: %s", h->id,
 				(unsigned long long)gpa, strerror(-rc));
 	}
-	if (vm->trace->base->write_pre)
-		vm->trace->base->write_pre(opaque, hart, gpa, size, val);
+	if (h->base->write_pre)
+		h->base->write_pre(h->base_opaque, hart, gpa, size, val);
 }
 
 static void vt_write_post(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
 {
-	struct vm *vm = opaque;
-	struct vt_hart *h = hart_of(vm, hart);
-	if (h) {
+	struct vt_hart *h = opaque;
+	if (hart_of(h)) {
 		bool still = true;
 		uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
 		tr_sub_write_end(h->sub, &still);
-		if (!still && page != vm->trace->pinned_trap)
+		if (!still && page != h->vt->pinned_trap)
 			op_set_trap(h, page, false);
 	}
-	if (vm->trace->base->write_post)
-		vm->trace->base->write_post(opaque, hart, gpa, size, val);
+	if (h->base->write_post)
+		h->base->write_post(h->base_opaque, hart, gpa, size, val);
 }
+
+static const struct cpu_mem_ops vt_mem_ops = { vt_page_get, vt_mmio_read, vt_mmio_write,
+					       vt_write_pre, vt_write_post };
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -248,14 +249,12 @@ static int parse_opts(struct tr_cfg *tc, const char *opts, char *err, size_t el)
 	return 0;
 }
 
-int vm_trace_create(struct vm *vm, char *err, size_t el)
+int vt_create(const char *opts, struct vm_trace **out, char *err, size_t el)
 {
-	if (vm->cfg.no_trace)
-		return 0;
 	struct tr_cfg tc;
 	tr_cfg_default(&tc);
 	tc.max_vcpus = VM_MAX_HARTS;
-	int rc = parse_opts(&tc, vm->cfg.trace_opts, err, el);
+	int rc = parse_opts(&tc, opts, err, el);
 	if (rc < 0)
 		return rc;
 	struct vm_trace *vt = calloc(1, sizeof(*vt));
@@ -267,38 +266,32 @@ int vm_trace_create(struct vm *vm, char *err, size_t el)
 		snprintf(err, el, "trace table: %s", strerror(-rc));
 		return rc;
 	}
-	vt->vm = vm;
-	vt->pinned_trap = vm->elf.tohost ? (vm->elf.tohost & ~(TR_PAGE_SIZE - 1)) : ~0ull;
+	vt->pinned_trap = ~0ull;
 	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
 		pthread_mutex_init(&vt->hart[k].serve_mu, NULL);
-	vm->trace = vt;
+	*out = vt;
 	return 0;
 }
 
-void vm_trace_hart_cfg(struct vm *vm, unsigned k, struct cpu_cfg *cc)
+void vt_set_pinned_trap(struct vm_trace *vt, uint64_t gpa)
 {
-	struct vm_trace *vt = vm->trace;
-	if (!vt) {
-		cc->retain_walks = false; /* nothing would keep retained walks coherent */
-		return;
-	}
-	if (!vt->base) {
-		vt->base = cc->mem;
-		vt->ops = (struct cpu_mem_ops){ vt_page_get, vt_mmio_read, vt_mmio_write,
-						vt_write_pre, vt_write_post };
-	}
-	cc->mem = &vt->ops;
-	cc->retain_walks = vm->cfg.retain_walks;
-	vt->hart[k].vt = vt;
-	vt->hart[k].id = (int)k;
-	cc->obs = (struct cpu_observer){ obs_derived, obs_dropped, &vt->hart[k] };
+	vt->pinned_trap = gpa ? (gpa & ~(TR_PAGE_SIZE - 1)) : ~0ull;
 }
 
-int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t el)
+void vt_hart_cfg(struct vm_trace *vt, unsigned k, struct cpu_cfg *cc)
 {
-	struct vm_trace *vt = vm->trace;
-	if (!vt)
-		return 0;
+	struct vt_hart *h = &vt->hart[k];
+	h->vt = vt;
+	h->id = (int)k;
+	h->base = cc->mem;
+	h->base_opaque = cc->mem_opaque;
+	cc->mem = &vt_mem_ops;
+	cc->mem_opaque = h;
+	cc->obs = (struct cpu_observer){ obs_derived, obs_dropped, h };
+}
+
+int vt_bind(struct vm_trace *vt, unsigned k, struct cpu *cpu, char *err, size_t el)
+{
 	struct vt_hart *h = &vt->hart[k];
 	h->cpu = cpu;
 	h->trap_cap = 64;
@@ -309,9 +302,8 @@ int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t 
 	return rc;
 }
 
-void vm_trace_stats(struct vm *vm, void *json_root)
+void vt_stats(struct vm_trace *vt, void *json_root)
 {
-	struct vm_trace *vt = vm->trace;
 	if (!vt)
 		return;
 	char *buf = NULL;
@@ -327,9 +319,8 @@ void vm_trace_stats(struct vm *vm, void *json_root)
 		json_object_set_new((json_t *)json_root, "trace", o);
 }
 
-void vm_trace_destroy(struct vm *vm)
+void vt_destroy(struct vm_trace *vt)
 {
-	struct vm_trace *vt = vm->trace;
 	if (!vt)
 		return;
 	for (unsigned k = 0; k < VM_MAX_HARTS; k++) {
@@ -339,5 +330,42 @@ void vm_trace_destroy(struct vm *vm)
 	}
 	tr_table_destroy(vt->t);
 	free(vt);
+}
+
+/* ---- the single-node VM (vm_run.c) ---------------------------------------- */
+
+int vm_trace_create(struct vm *vm, char *err, size_t el)
+{
+	if (vm->cfg.no_trace)
+		return 0;
+	int rc = vt_create(vm->cfg.trace_opts, &vm->trace, err, el);
+	if (rc == 0)
+		vt_set_pinned_trap(vm->trace, vm->elf.tohost);
+	return rc;
+}
+
+void vm_trace_hart_cfg(struct vm *vm, unsigned k, struct cpu_cfg *cc)
+{
+	if (!vm->trace) {
+		cc->retain_walks = false; /* nothing would keep retained walks coherent */
+		return;
+	}
+	vt_hart_cfg(vm->trace, k, cc);
+	cc->retain_walks = vm->cfg.retain_walks;
+}
+
+int vm_trace_bind(struct vm *vm, unsigned k, struct cpu *cpu, char *err, size_t el)
+{
+	return vm->trace ? vt_bind(vm->trace, k, cpu, err, el) : 0;
+}
+
+void vm_trace_stats(struct vm *vm, void *json_root)
+{
+	vt_stats(vm->trace, json_root);
+}
+
+void vm_trace_destroy(struct vm *vm)
+{
+	vt_destroy(vm->trace);
 	vm->trace = NULL;
 }

@@ -43,6 +43,22 @@ if(TARGET spanvm_nodelib AND TARGET spanvm_dsm AND EXISTS ${CMAKE_SOURCE_DIR}/no
     # message waits for the next one on its link): also labelled slow.
     set_tests_properties(multinode.mp_msg.faults multinode.mp_smc.faults PROPERTIES
       LABELS "integration;guest;slow")
+    # Writer and reader harts on the SAME node (node 0; nodes 1 and 2 are
+    # still the homes of two thirds of the pages): local coherence comes
+    # from the write traces bound in node/vm_dsm.c.  trace_smc_nofence has
+    # no fence.i, so only CODE traces make it exact; --expect-trace checks
+    # that node 0's harts notified each other (and no non-subscriber).
+    foreach(g mp_smc mp_pt trace_smc_nofence)
+      set(extra)
+      if(g STREQUAL "trace_smc_nofence")
+        set(extra --expect-trace)
+      endif()
+      add_test(NAME multinode.${g}.samenode COMMAND test_multinode_dsm
+        ${guest_dir}/${g}.elf 2 --place 0,0 --timeout 500 ${extra})
+      set_tests_properties(multinode.${g}.samenode PROPERTIES
+        LABELS "integration;guest" TIMEOUT 600 SKIP_RETURN_CODE 77
+        ENVIRONMENT "SPANVM_PROVIDER=tcp\\;ofi_rxm")
+    endforeach()
   endif()
 endif()
 

@@ -6,11 +6,17 @@
  * through the DSM.  Console output goes to stdout; the exit status is the
  * guest's exit code (124 on timeout).  With --faults every link drops,
  * duplicates, reorders and delays messages.  DSM statistics go to stderr
- * (or --stats-file F as JSON).
+ * (or --stats-file F as JSON).  --place N0,N1,... puts hart k on node Nk
+ * instead.  --expect-trace fails the run (exit 3) unless the harts of one
+ * node notified each other through write traces (vm_trace.c bound in
+ * vm_dsm.c) and never notified a non-subscriber; --no-trace runs without
+ * them (a negative control for guests that need them).
  *
  *   test_multinode_dsm GUEST.elf HARTS [--faults] [--timeout S] [--stats-file F]
+ *                      [--place LIST] [--expect-trace] [--no-trace]
  */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +80,46 @@ struct node {
 };
 
 static struct node N[NN];
+static int place[VM_MAX_HARTS]; /* node of each hart; -1 = k % NN */
+static bool no_trace;
+
+/* "0,0,1": hart k on node list[k]; harts beyond the list go to k % NN. */
+static int parse_place(const char *list, unsigned nharts)
+{
+	unsigned k = 0;
+	for (const char *p = list; *p; k++) {
+		char *end;
+		long n = strtol(p, &end, 10);
+		if (end == p || n < 0 || n >= NN || k >= nharts || (*end && *end != ',')) {
+			fprintf(stderr, "test_multinode_dsm: --place '%s': item %u must be a node "
+					"0..%d, one per hart (%u harts)\n", list, k, NN - 1, nharts);
+			return -1;
+		}
+		place[k] = (int)n;
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+/* The trace totals of node i: notifications sent, and to non-subscribers. */
+static int trace_totals(int i, json_int_t *sent, json_int_t *nonsub)
+{
+	json_t *root = json_object(), *tot, *kinds, *k;
+	const char *name;
+	int rc = -1;
+	*sent = *nonsub = 0;
+	vmd_trace_stats(N[i].vmd, root);
+	tot = json_object_get(json_object_get(root, "trace"), "totals");
+	kinds = json_object_get(tot, "kinds");
+	if (tot && kinds) {
+		json_object_foreach(kinds, name, k)
+			*sent += json_integer_value(json_object_get(k, "notify_sent"));
+		*nonsub = json_integer_value(json_object_get(tot, "notify_nonsub"));
+		rc = 0;
+	}
+	json_decref(root);
+	return rc;
+}
 
 static int open_nodes(unsigned nharts, bool faults)
 {
@@ -93,8 +139,10 @@ static int open_nodes(unsigned nharts, bool faults)
 		    tp_mr_register(N[i].tp, N[i].ram, RAM_SIZE, &key[i], &base[i]))
 			return -1;
 	}
-	for (unsigned k = 0; k < nharts; k++)
-		N[k % NN].harts[N[k % NN].nharts++] = k;
+	for (unsigned k = 0; k < nharts; k++) {
+		int n = place[k] >= 0 ? place[k] : (int)(k % NN);
+		N[n].harts[N[n].nharts++] = k;
+	}
 	struct tp_fault f = {.drop_pct = 5, .dup_pct = 5, .reorder = true, .delay_ns = 50000,
 			     .seed = 7};
 	for (int i = 0; i < NN; i++) {
@@ -108,7 +156,7 @@ static int open_nodes(unsigned nharts, bool faults)
 		}
 		struct vmd_cfg vc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
 				     .ram = N[i].ram, .ram_size = RAM_SIZE, .harts = N[i].harts,
-				     .nharts = N[i].nharts, .on_putc = on_putc,
+				     .nharts = N[i].nharts, .no_trace = no_trace, .on_putc = on_putc,
 				     .on_exit = on_exit_cb,
 				     /* loopback: a lost message is known lost after 10 ms */
 				     .msg_timeout_ns = 10000000, .retx_ns = 5000000};
@@ -139,6 +187,14 @@ static void write_stats(FILE *f, bool faults)
 			(unsigned long long)ts.fault_dropped, (unsigned long long)ts.fault_duplicated,
 			(unsigned long long)ts.rx_stale_epoch, (unsigned long long)ts.rx_bad_frame);
 		dsm_stats_write_json(vmd_dsm(N[i].vmd), f);
+		json_t *root = json_object();
+		vmd_trace_stats(N[i].vmd, root);
+		json_t *tr = json_object_get(root, "trace");
+		if (tr) {
+			fprintf(f, ",\"trace\":");
+			json_dumpf(tr, f, JSON_COMPACT);
+		}
+		json_decref(root);
 		fprintf(f, "}");
 	}
 	fprintf(f, "],\"faults\":%s}\n", faults ? "true" : "false");
@@ -147,19 +203,26 @@ static void write_stats(FILE *f, bool faults)
 int main(int argc, char **argv)
 {
 	const char *stats_file = NULL;
-	bool faults = false;
+	bool faults = false, expect_trace = false;
 	double timeout_s = 120;
 	char err[256];
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: test_multinode_dsm GUEST.elf HARTS [--faults] "
-				"[--timeout S] [--stats-file F]\n");
+				"[--timeout S] [--stats-file F] [--place LIST] [--expect-trace] [--no-trace]\n");
 		return 2;
 	}
 	unsigned nharts = (unsigned)atoi(argv[2]);
+	const char *place_list = NULL;
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--faults"))
 			faults = true;
+		else if (!strcmp(argv[i], "--expect-trace"))
+			expect_trace = true;
+		else if (!strcmp(argv[i], "--no-trace"))
+			no_trace = true;
+		else if (!strcmp(argv[i], "--place") && i + 1 < argc)
+			place_list = argv[++i];
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
 			timeout_s = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--stats-file") && i + 1 < argc)
@@ -173,6 +236,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "test_multinode_dsm: HARTS must be 1..%d\n", VM_MAX_HARTS);
 		return 2;
 	}
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
+		place[k] = -1;
+	if (place_list && parse_place(place_list, nharts))
+		return 2;
 	util_log_set_level(getenv("SPANVM_LOG_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_WARN);
 	size_t len;
 	uint8_t *img = read_file(argv[1], &len);
@@ -215,6 +282,19 @@ int main(int argc, char **argv)
 		write_stats(sf, faults);
 		if (stats_file)
 			fclose(sf);
+	}
+	if (expect_trace && code == 0) {
+		/* the binding must be live: some node's harts notified each other */
+		json_int_t sent = 0, nonsub = 0, s, ns;
+		for (int i = 0; i < NN; i++)
+			if (trace_totals(i, &s, &ns) == 0) {
+				sent += s;
+				nonsub += ns;
+			}
+		fprintf(stderr, "test_multinode_dsm: trace notifications %lld, to non-subscribers %lld\n",
+			(long long)sent, (long long)nonsub);
+		if (sent == 0 || nonsub != 0)
+			code = 3;
 	}
 	for (int i = 0; i < NN; i++) {
 		vmd_destroy(N[i].vmd);

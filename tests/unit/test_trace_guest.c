@@ -104,6 +104,28 @@ static void guest_cross_hart_smc(void **state)
 	}
 }
 
+/* Claims 6, 11: cross-hart self-modifying code with NO fence.i on the
+ * executing hart is exact only through CODE traces (the engine reports a
+ * CODE derivation before it reads the code): it passes under both
+ * protocols with cross-hart notifications, and fails with --no-trace,
+ * which shows the test can fail. */
+static void guest_smc_without_fence(void **state)
+{
+	const char *proto[] = { NULL, "code=pre" };
+	json_t *st = NULL;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(run_guest("trace_smc_nofence", 2, proto[i] ? "--trace" : NULL,
+					   proto[i], &st),
+				 0);
+		assert_non_null(st);
+		assert_true(tget(st, "code", "notify_sent") > 0);
+		assert_int_equal(tget(st, NULL, "notify_nonsub"), 0);
+		json_decref(st);
+	}
+	assert_int_not_equal(run_guest("trace_smc_nofence", 2, "--no-trace", NULL, &st), 0);
+	json_decref(st);
+}
+
 /* Claims 7, 9: page-table updates followed by sfence.vma are always seen
  * while the walk cache is retained across sfence.vma; the PT traces did it
  * (PT events and rederivations happened). */
@@ -173,6 +195,7 @@ int main(int argc, char **argv)
 	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(guest_cross_hart_smc),
+		cmocka_unit_test(guest_smc_without_fence),
 		cmocka_unit_test(guest_pt_change_with_retained_walks),
 		cmocka_unit_test(guest_asid_switch_retention),
 		cmocka_unit_test(guest_jit_and_stats_shape),
