@@ -163,13 +163,26 @@ static bool pte_set_ad(struct cpu *c, uint64_t pte_gpa, uint64_t *p, uint64_t ol
 	return ok;
 }
 
+/* Undoes the PT derivations a walk reported before failing or retrying. */
+static int walk_undo(struct cpu *c, struct walk_entry *w, int cause)
+{
+	for (int k = 0; k < w->npt; k++)
+		cpu_obs(c, false, CPU_DERIV_PT, w->pt[k]);
+	w->npt = 0;
+	return cause;
+}
+
+/* Each table page's derivation is reported right after its page_get and
+ * BEFORE its PTE is read, so a store by another hart either is seen by the
+ * read or notifies us (docs/trace.md); on success the caller owns them. */
 static int walk(struct cpu *c, uint64_t root, uint64_t va, unsigned acc, int mmu,
 		struct walk_entry *w)
 {
 	const struct cpu_mem_ops *ops = c->cfg.mem;
-retry:
-	c->st.walks++;
 	w->npt = 0;
+retry:
+	walk_undo(c, w, 0);
+	c->st.walks++;
 	uint64_t a = root;
 	for (int level = 2; level >= 0; level--) {
 		uint64_t pte_gpa = a + ((va >> (PG_SHIFT + 9 * level)) & 511) * 8;
@@ -177,31 +190,32 @@ retry:
 		if (ops->page_get(c->cfg.mem_opaque, c->cfg.hart_id, pte_gpa & PG_MASK, ACC_R,
 				  &pg) != 0 ||
 		    pg.mmio || !(pg.perms & CPU_PERM_R))
-			return access_fault_cause(acc);
+			return walk_undo(c, w, access_fault_cause(acc));
 		w->pt[w->npt++] = pte_gpa & PG_MASK;
+		cpu_obs(c, true, CPU_DERIV_PT, pte_gpa & PG_MASK);
 		uint64_t *p = (uint64_t *)((uint8_t *)pg.host + (pte_gpa & (PG_SIZE - 1)));
 		uint64_t pte = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
-			return page_fault_cause(acc);
+			return walk_undo(c, w, page_fault_cause(acc));
 		if (!(pte & (PTE_R | PTE_X))) {
 			if (pte & (PTE_A | PTE_D | PTE_U))
-				return page_fault_cause(acc);
+				return walk_undo(c, w, page_fault_cause(acc));
 			a = PTE_PPN(pte) << PG_SHIFT;
 			continue;
 		}
 		if (level > 0 && (PTE_PPN(pte) & ((1ull << (9 * level)) - 1)))
-			return page_fault_cause(acc); /* misaligned superpage */
+			return walk_undo(c, w, page_fault_cause(acc)); /* misaligned superpage */
 		/* rights as if A/D were set, to decide whether to set them */
 		unsigned r = pte_rights(c, pte | PTE_A | PTE_D, mmu);
 		if (!(r & acc) || (acc == ACC_W && !(pte & PTE_W)))
-			return page_fault_cause(acc);
+			return walk_undo(c, w, page_fault_cause(acc));
 		uint64_t need = PTE_A | (acc == ACC_W ? PTE_D : 0);
 		if ((pte & need) != need) {
 			struct cpu_page wp;
 			if (ops->page_get(c->cfg.mem_opaque, c->cfg.hart_id, pte_gpa & PG_MASK,
 					  ACC_W, &wp) != 0 ||
 			    wp.mmio || !(wp.perms & CPU_PERM_W))
-				return access_fault_cause(acc);
+				return walk_undo(c, w, access_fault_cause(acc));
 			p = (uint64_t *)((uint8_t *)wp.host + (pte_gpa & (PG_SIZE - 1)));
 			if (!pte_set_ad(c, pte_gpa, p, pte, pte | need))
 				goto retry;
@@ -211,7 +225,7 @@ retry:
 		w->level = (uint8_t)level;
 		return 0;
 	}
-	return page_fault_cause(acc);
+	return walk_undo(c, w, page_fault_cause(acc));
 }
 
 /* Virtual -> guest-physical for an access from mmu index mmu; returns 0 or
@@ -241,9 +255,7 @@ static int mmu_translate(struct cpu *c, uint64_t va, unsigned acc, int mmu, uint
 		wc_kill(c, w);
 		*w = nw;
 		w->root = root | 1;
-		w->vpn = vpn;
-		for (int k = 0; k < w->npt; k++)
-			cpu_obs(c, true, CPU_DERIV_PT, w->pt[k]);
+		w->vpn = vpn; /* walk() reported the PT derivations */
 		r = pte_rights(c, w->pte, mmu);
 	}
 	uint64_t off_mask = (1ull << (PG_SHIFT + 9 * w->level)) - 1;
