@@ -262,15 +262,6 @@ int dsm_page_state(struct dsm *d, uint64_t gpa, enum dsm_state *st, uint32_t *ve
 	return 0;
 }
 
-void dsm_local_set(struct dsm *d, uint64_t page, uint8_t state, uint32_t version)
-{
-	pthread_mutex_lock(&d->lock);
-	atomic_store_explicit(&d->version[page], version, memory_order_relaxed);
-	atomic_store_explicit(&d->state[page], state, memory_order_release);
-	pthread_cond_broadcast(&d->fault_cv);
-	pthread_mutex_unlock(&d->lock);
-}
-
 void dsm_wake(struct dsm *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -303,6 +294,38 @@ static void wait_a_little(struct dsm *d)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts);
+}
+
+bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j)
+{
+	bool done = false;
+
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < DSM_PENDING_MAX && !done; i++) {
+		struct dsm_pending *e = &d->pending[i];
+		if (e->want && e->page == j->page && !e->grant) {
+			e->grant = j;
+			done = true;
+		}
+	}
+	if (done)
+		pthread_cond_broadcast(&d->fault_cv);
+	pthread_mutex_unlock(&d->lock);
+	return done;
+}
+
+/* d->lock held: installs a grant the handler handed to e, on this
+ * (waiting) thread, and acknowledges it.  Returns with d->lock held. */
+static void take_grant(struct dsm *d, struct dsm_pending *e)
+{
+	struct dsm_job *j = e->grant;
+
+	e->grant = NULL;
+	pthread_mutex_unlock(&d->lock);
+	if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
+		dsm_agent_send_ack(d, j->src, j->page, j->version);
+	free(j);
+	pthread_mutex_lock(&d->lock);
 }
 
 /* d->lock held: join or start the request for page; true = we must send. */
@@ -348,6 +371,8 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			pthread_mutex_lock(&d->lock);
 			send = false;
 		}
+		if (e->grant)
+			take_grant(d, e);
 		if (state_allows(atomic_load(&d->state[page]), access))
 			break;
 		if (atomic_load(&d->stopping)) {
@@ -358,10 +383,13 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			pthread_mutex_unlock(&d->lock);
 			w->idle(w->arg);
 			pthread_mutex_lock(&d->lock);
+			if (e->grant)
+				take_grant(d, e);
 			if (state_allows(atomic_load(&d->state[page]), access))
 				break;
 		}
-		wait_a_little(d);
+		if (!e->grant)
+			wait_a_little(d);
 		uint64_t now = util_now_ns();
 		if (now - e->sent_ns >= d->cfg.retx_ns) {
 			/* lost request, or granted and taken away again meanwhile */
@@ -372,8 +400,12 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			send = true;
 		}
 	}
-	if (--e->waiters == 0)
+	if (--e->waiters == 0) {
 		e->want = 0;
+		if (e->grant) /* stopping, or a grant beyond what we needed */
+			dsm_queue_push(&d->agentq, e->grant);
+		e->grant = NULL;
+	}
 	pthread_mutex_unlock(&d->lock);
 	DSM_ADD(d, fault_wait_ns, util_now_ns() - t0);
 	return rc;

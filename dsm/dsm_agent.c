@@ -124,16 +124,92 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 	}
 }
 
+static int install_body(struct dsm *d, uint64_t page, int supplier);
+
+/* d->lock held: slot claimed for page, -EINPROGRESS (page claimed by
+ * another thread) or -EBUSY (table full). */
+static int claim_locked(struct dsm *d, uint64_t page)
+{
+	int free_i = -EBUSY;
+	for (int i = 0; i < DSM_CLAIM_MAX; i++) {
+		if (d->claim_used[i] && d->claim_page[i] == page)
+			return -EINPROGRESS;
+		if (!d->claim_used[i] && free_i < 0)
+			free_i = i;
+	}
+	if (free_i >= 0) {
+		d->claim_used[free_i] = true;
+		d->claim_page[free_i] = page;
+	}
+	return free_i;
+}
+
+/* Claims the install of (page, version): 0 = go, 1 = not newer (a
+ * duplicate: acknowledge), negative = see dsm_agent_install. */
+static int install_claim(struct dsm *d, uint64_t page, uint32_t version, bool may_wait,
+			 int *slot)
+{
+	int rc;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		if (!newer(version, atomic_load(&d->version[page]))) {
+			rc = 1;
+			break;
+		}
+		rc = claim_locked(d, page);
+		if (rc >= 0) {
+			*slot = rc;
+			rc = 0;
+			break;
+		}
+		if (rc == -EINPROGRESS || !may_wait || atomic_load(&d->stopping))
+			break;
+		pthread_cond_wait(&d->fault_cv, &d->lock); /* table full: rare */
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* Ends a claimed install: sets the state (ok) and frees the slot. */
+static void install_end(struct dsm *d, uint64_t page, int slot, bool ok, uint8_t state,
+			uint32_t version)
+{
+	pthread_mutex_lock(&d->lock);
+	/* newer again: an invalidation must never be undone by an older grant */
+	if (ok && newer(version, atomic_load(&d->version[page]))) {
+		atomic_store_explicit(&d->version[page], version, memory_order_relaxed);
+		atomic_store_explicit(&d->state[page], state, memory_order_release);
+	}
+	d->claim_used[slot] = false;
+	pthread_cond_broadcast(&d->fault_cv);
+	pthread_mutex_unlock(&d->lock);
+}
+
 int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
-		      int supplier)
+		      int supplier, bool may_wait)
+{
+	int slot = 0, rc = install_claim(d, page, version, may_wait, &slot);
+
+	if (rc == 1 || rc == -EINPROGRESS) {
+		DSM_INC(d, grants_dup);
+		return rc == 1 ? 0 : rc;
+	}
+	if (rc)
+		return rc;
+	rc = install_body(d, page, supplier);
+	if (rc == 0)
+		DSM_INC(d, grants);
+	install_end(d, page, slot, rc == 0, (uint8_t)state, version);
+	return rc;
+}
+
+/* Fills the page's bytes for a grant (zero, own copy, or RMA read). */
+static int install_body(struct dsm *d, uint64_t page, int supplier)
 {
 	uint64_t off = page << DSM_PAGE_SHIFT;
 	int rc;
 
-	if (!newer(version, atomic_load(&d->version[page]))) {
-		DSM_INC(d, grants_dup);
-		return 0;
-	}
 	/* The page is Invalid here (or Shared and kept), so nobody local reads
 	 * the bytes being replaced. */
 	if (supplier < 0) {
@@ -157,8 +233,6 @@ int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t s
 		DSM_INC(d, bodies_rma);
 		DSM_ADD(d, body_bytes, DSM_PAGE_SIZE);
 	}
-	DSM_INC(d, grants);
-	dsm_local_set(d, page, (uint8_t)state, version);
 	return 0;
 }
 
@@ -249,7 +323,7 @@ void *dsm_agent_main(void *arg)
 			dsm_agent_send_ack(d, j->src, j->page, j->version);
 			break;
 		case JOB_GRANT:
-			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier) == 0)
+			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
 				dsm_agent_send_ack(d, j->src, j->page, j->version);
 			break;
 		case JOB_SUB_OUT:
@@ -363,13 +437,18 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			 * (one thread hop less on upgrades and zero pages).  Per page
 			 * the home orders grants and invalidations, and versions make
 			 * a stale job still queued for the agent harmless. */
-			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier) == 0)
+			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier,
+					      false) == 0)
 				dsm_agent_send_ack(d, m->src, r->page, r->version);
 		} else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
+			/* A body to pull: the thread waiting for the page pulls it
+			 * itself (tp_rma_read must not run here); the agent only
+			 * when nobody waits (a stale or duplicate grant). */
 			j->version = r->version;
 			j->want = r->state;
 			j->supplier = r->supplier;
-			dsm_queue_push(&d->agentq, j);
+			if (!dsm_grant_handoff(d, j))
+				dsm_queue_push(&d->agentq, j);
 		}
 	}
 	dsm_grant__free_unpacked(r, NULL);

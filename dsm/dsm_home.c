@@ -124,7 +124,7 @@ static int send_grant(struct dsm *d, int node, uint64_t page, uint32_t v, uint32
 
 	DSM_INC(d, grant_sent);
 	if (node == d->cfg.node_id)
-		return dsm_agent_install(d, page, v, state, supplier);
+		return dsm_agent_install(d, page, v, state, supplier, true);
 	m.page = page;
 	m.version = v;
 	m.state = state;

@@ -12,6 +12,7 @@
 
 #define DSM_SUBSYS "dsm"
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
+#define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
 
 /* Directory entry at the home: 24 bytes. */
 struct dsm_dir {
@@ -52,6 +53,9 @@ struct dsm_pending {
 	unsigned want;
 	unsigned waiters;
 	uint64_t sent_ns;
+	/* A grant with a body to pull, handed over by the GRANT handler for
+	 * one of the waiters to install on its own thread (no agent hop). */
+	struct dsm_job *grant;
 };
 
 struct dsm {
@@ -76,6 +80,11 @@ struct dsm {
 	pthread_mutex_t lock;      /* pending table, fault condvar */
 	pthread_cond_t fault_cv;
 	struct dsm_pending pending[DSM_PENDING_MAX];
+	/* pages whose grant is being installed (under d->lock): one install
+	 * per page at a time, so a duplicate grant pulled on another thread
+	 * can never overwrite a page that was already handed to its users */
+	uint64_t claim_page[DSM_CLAIM_MAX];
+	bool claim_used[DSM_CLAIM_MAX];
 
 	/* the home worker's one outstanding INV/GRANT: its acknowledgement is
 	 * a plain message (not a tp reply), matched by page, version and
@@ -102,8 +111,9 @@ struct dsm {
 int dsm_home_node(const struct dsm *d, uint64_t page);
 uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page);
 bool dsm_is_member(const struct dsm *d, int node);
-/* Sets state/version of a page under d->lock and wakes waiters. */
-void dsm_local_set(struct dsm *d, uint64_t page, uint8_t state, uint32_t version);
+/* GRANT handler: hands a body-carrying grant to a thread waiting for the
+ * page (true) or returns false (nobody waits: the agent installs it). */
+bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j);
 
 /* queues (dsm_agent.c) */
 void dsm_queue_init(struct dsm_queue *q);
@@ -119,8 +129,12 @@ void dsm_agent_set_handlers(struct dsm *d, bool on);
 /* Executes an invalidation / grant for this node (agent or home worker). */
 void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
 		      bool trace);
+/* 0: installed or a duplicate of an installed grant (acknowledge it);
+ * -EINPROGRESS: the same page is being installed by another thread, which
+ * will acknowledge (drop this copy); other errors: not installed.
+ * may_wait = false (progress thread): never blocks except for the RMA. */
 int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
-		      int supplier);
+		      int supplier, bool may_wait);
 /* Sends ACK{page, version} to node dst (the home that asked). */
 void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version);
 /* Sends a REQ to the page's home (or queues it locally). */
