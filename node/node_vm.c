@@ -91,25 +91,6 @@ int node_vm_exit_code(struct node_vm *vm, int *code)
 	return 0;
 }
 
-static int read_image(const char *path, uint8_t **buf, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	long n = -1;
-	if (!f)
-		return -errno;
-	if (fseek(f, 0, SEEK_END) == 0)
-		n = ftell(f);
-	*buf = n > 0 ? malloc((size_t)n) : NULL;
-	int rc = (*buf && fseek(f, 0, SEEK_SET) == 0 && fread(*buf, 1, (size_t)n, f) == (size_t)n)
-			 ? 0
-			 : -EIO;
-	fclose(f);
-	if (rc)
-		free(*buf);
-	*len = rc ? 0 : (size_t)n;
-	return rc;
-}
-
 /*
  * Start barrier: harts elsewhere must not fetch the image before node 0
  * wrote it.  Node 0 writes a marker into the last page of guest RAM (the
@@ -230,8 +211,9 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	vm->loader_id = cfg->nodes[0].id;
 	vm->ram_len = ram_len;
 	snprintf(vm->path, sizeof(vm->path), "%s", img_path);
-	if ((rc = read_image(img_path, &vm->img, &vm->img_len))) {
-		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, strerror(-rc));
+	char why[200];
+	if ((rc = vm_read_file(img_path, &vm->img, &vm->img_len, why, sizeof(why)))) {
+		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, why);
 		node_vm_stop(vm);
 		return rc;
 	}

@@ -44,39 +44,11 @@ bool boot_is_image(const uint8_t *buf, size_t len)
 static int slurp(const char *what, const char *path, uint8_t **buf, size_t *len, char *err,
 		 size_t el)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, el, "%s %s: cannot open: %s", what, path, strerror(e));
-		return -e;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, el, "%s %s: not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
-	}
-	size_t n = (size_t)st.st_size, off = 0;
-	uint8_t *b = malloc(n ? n : 1);
-	if (b == NULL) {
-		snprintf(err, el, "%s %s: out of memory reading %zu bytes", what, path, n);
-		close(fd);
-		return -ENOMEM;
-	}
-	while (off < n) {
-		ssize_t r = read(fd, b + off, n - off);
-		if (r <= 0) {
-			snprintf(err, el, "%s %s: read failed at offset 0x%zx", what, path, off);
-			free(b);
-			close(fd);
-			return -EIO;
-		}
-		off += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = n;
-	return 0;
+	char why[200];
+	int rc = vm_read_file(path, buf, len, why, sizeof(why));
+	if (rc < 0)
+		snprintf(err, el, "%s %s: %s", what, path, why);
+	return rc;
 }
 
 /* Checks the Image header; sets kernel_addr/kernel_end. */

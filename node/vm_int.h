@@ -56,6 +56,10 @@ struct vm_cfg {
 struct vm;
 struct vm_hart;
 
+/* Reads a whole regular file into a malloc'd buffer (the one file reader of
+ * node/: guest ELFs, Linux Images, initrds).  On error, err says why without
+ * the path; callers name the file. */
+int vm_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t el);
 int vm_create(const struct vm_cfg *cfg, struct vm **out, char *err, size_t errlen);
 /* Runs until the guest exits (HTIF or finisher) or the timeout.  *exit_code
  * gets the guest's code, or 124 on timeout. */

@@ -17,7 +17,7 @@
 #include "node/vm_int.h"
 #include "node/virt_int.h"
 
-static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t el)
+int vm_read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t el)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -58,7 +58,7 @@ static int load_guest(struct vm *vm, char *err, size_t el)
 	uint8_t *img = NULL;
 	size_t len = 0;
 	char why[256];
-	int rc = read_file(vm->cfg.elf_path, &img, &len, why, sizeof(why));
+	int rc = vm_read_file(vm->cfg.elf_path, &img, &len, why, sizeof(why));
 	if (rc == 0 && boot_is_image(img, len)) {
 		rc = virt_create(vm, img, len, err, el); /* names its files itself */
 		free(img);
