@@ -124,7 +124,7 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
 		d->cfg.block_pages = 1;
 
-	/* 5 bytes per page of local state, 24 per home page: all sparse. */
+	/* 5 bytes per page of local state, 32 per home page: all sparse. */
 	d->local_map_len = d->npages * (sizeof(uint8_t) + sizeof(uint32_t));
 	uint64_t slots = (d->npages / (d->cfg.block_pages * d->nnodes) + 1) * d->cfg.block_pages;
 	d->dir_map_len = slots * sizeof(struct dsm_dir);
@@ -468,6 +468,8 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	return 0;
 }
 
+#define DSM_HOT_JSON 10 /* hot pages in the stats JSON */
+
 #define DSM_STAT_FIELDS(X)                                                              \
 	X(read_faults) X(write_faults) X(coalesced) X(req_sent) X(req_retx)             \
 	X(fault_wait_ns) X(grants) X(grants_dup) X(bodies_rma) X(bodies_zero)           \
@@ -498,5 +500,13 @@ int dsm_stats_write_json(struct dsm *d, FILE *f)
 	sep = ",";
 	DSM_STAT_FIELDS(X)
 #undef X
-	return fprintf(f, "}") < 0 ? -EIO : 0;
+	struct dsm_hot_page hot[DSM_HOT_JSON];
+	unsigned nhot = 0;
+	dsm_hot_pages(d, DSM_HOT_JSON, hot, &nhot);
+	fprintf(f, ",\"hot_pages\":[");
+	for (unsigned i = 0; i < nhot; i++)
+		fprintf(f, "%s{\"gpa\":%llu,\"requests\":%llu,\"moves\":%llu}", i ? "," : "",
+			(unsigned long long)hot[i].gpa, (unsigned long long)hot[i].requests,
+			(unsigned long long)hot[i].moves);
+	return fprintf(f, "]}") < 0 ? -EIO : 0;
 }

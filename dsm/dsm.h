@@ -9,8 +9,9 @@
  * transport/ at offset 0 = guest-physical ram_base.  Per node and page the
  * DSM keeps a state (Invalid / Shared / Modified) and the version of its
  * copy: 5 bytes per guest page, lazily touched.  The home of a page keeps
- * its directory entry (owner, copyset, subscriber-node set, version): 24
- * bytes per page it is home of, also lazily touched.
+ * its directory entry (owner, copyset, subscriber-node set, version, and
+ * two u32 hot-page counters): 32 bytes per page it is home of, also lazily
+ * touched.
  *
  * Objects and threads (one struct dsm per node):
  * - vCPU threads (or any host thread) call dsm_page_try (lock-free) and, on
@@ -145,6 +146,24 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on);
 
 /* Local state of a page (tests, diagnostics). */
 int dsm_page_state(struct dsm *d, uint64_t gpa, enum dsm_state *st, uint32_t *version);
+
+/*
+ * Hot pages (diagnostics, `--stats-file`): the home counts per page the
+ * transactions it started (requests served; retransmitted or stale
+ * requests it skipped are not counted) and the write grants that moved
+ * ownership to another node (8 of the 32 directory bytes per home page).
+ * Fills out[0..*count) with this node's home pages that had requests, the
+ * n with the most requests first (ties: lower gpa first).  Any thread;
+ * the counters are read without stopping the home, so a concurrent
+ * transaction may or may not be included.  Untouched (never resident)
+ * parts of the sparse directory are skipped, not read.  0 or -EINVAL.
+ */
+struct dsm_hot_page {
+	uint64_t gpa;      /* guest-physical address of the page */
+	uint64_t requests; /* transactions the home ran for it */
+	uint64_t moves;    /* ownership moves between nodes */
+};
+int dsm_hot_pages(struct dsm *d, unsigned n, struct dsm_hot_page *out, unsigned *count);
 
 struct dsm_stats {
 	/* requester side */

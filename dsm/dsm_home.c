@@ -20,7 +20,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dsm/dsm_int.h"
 
@@ -187,6 +189,8 @@ static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, 
 		e->copyset &= ~bit;
 		return;
 	}
+	if (owner >= 0 && owner != src)
+		__atomic_store_n(&e->moves, e->moves + 1, __ATOMIC_RELAXED);
 	e->copyset = bit;
 	e->owner = (uint8_t)(src + 1);
 	e->excl = 1;
@@ -205,6 +209,7 @@ static void home_txn(struct dsm *d, const struct dsm_job *j)
 		return;
 	}
 	DSM_INC(d, home_txns);
+	__atomic_store_n(&e->requests, e->requests + 1, __ATOMIC_RELAXED);
 	if (j->want == DSM_W)
 		txn_write(d, e, j->page, j->src, e->version + 1);
 	else
@@ -223,4 +228,71 @@ void *dsm_home_main(void *arg)
 		free(j);
 	}
 	return NULL;
+}
+
+/* ---- hot pages ---- */
+
+/* Inverse of dsm_dir_slot for this node: the page of a directory slot. */
+static uint64_t slot_page(const struct dsm *d, uint64_t slot, unsigned idx)
+{
+	uint64_t run = d->cfg.block_pages;
+	return (slot / run * d->nnodes + idx) * run + slot % run;
+}
+
+/* Inserts h into out[0..*cnt) (sorted: most requests first) keeping n. */
+static void hot_insert(struct dsm_hot_page *out, unsigned n, unsigned *cnt,
+		       const struct dsm_hot_page *h)
+{
+	unsigned i = *cnt;
+
+	if (i == n && (out[n - 1].requests > h->requests ||
+		       (out[n - 1].requests == h->requests && out[n - 1].gpa < h->gpa)))
+		return;
+	if (i == n)
+		i--;
+	else
+		(*cnt)++;
+	while (i > 0 && (out[i - 1].requests < h->requests ||
+			 (out[i - 1].requests == h->requests && out[i - 1].gpa > h->gpa))) {
+		out[i] = out[i - 1];
+		i--;
+	}
+	out[i] = *h;
+}
+
+int dsm_hot_pages(struct dsm *d, unsigned n, struct dsm_hot_page *out, unsigned *count)
+{
+	long hp = sysconf(_SC_PAGESIZE);
+	size_t chunk = hp > 0 ? (size_t)hp : 4096;
+	uint64_t per = chunk / sizeof(struct dsm_dir), nslots;
+	unsigned idx = 0;
+
+	if (!d || !count || (n && !out))
+		return -EINVAL;
+	nslots = d->dir_map_len / sizeof(struct dsm_dir);
+	*count = 0;
+	while (idx < d->nnodes && d->nodes[idx] != d->cfg.node_id)
+		idx++;
+	/* Only host pages of the directory that were ever touched: reading the
+	 * rest would be slow for a large sparse VM (and find only zeros). */
+	for (uint64_t s0 = 0; s0 < nslots && n; s0 += per) {
+		unsigned char res = 0;
+		if (mincore((uint8_t *)d->dir + s0 * sizeof(struct dsm_dir), chunk, &res) == 0 &&
+		    !(res & 1))
+			continue;
+		for (uint64_t s = s0; s < s0 + per && s < nslots; s++) {
+			struct dsm_dir *e = &d->dir[s];
+			struct dsm_hot_page h;
+			h.requests = __atomic_load_n(&e->requests, __ATOMIC_RELAXED);
+			if (!h.requests)
+				continue;
+			uint64_t page = slot_page(d, s, idx);
+			if (page >= d->npages)
+				continue;
+			h.gpa = d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
+			h.moves = __atomic_load_n(&e->moves, __ATOMIC_RELAXED);
+			hot_insert(out, n, count, &h);
+		}
+	}
+	return 0;
 }

@@ -14,7 +14,7 @@
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
 #define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
 
-/* Directory entry at the home: 24 bytes. */
+/* Directory entry at the home: 32 bytes. */
 struct dsm_dir {
 	uint64_t copyset;          /* nodes holding a valid copy (bit = node id) */
 	_Atomic uint64_t subs;     /* nodes with trace subscribers on the page */
@@ -23,6 +23,10 @@ struct dsm_dir {
 				    * (the mapping starts zero-filled: a zero page) */
 	uint8_t excl;              /* owner holds it Modified */
 	uint8_t pad[2];
+	/* hot-page counters (dsm_hot_pages): written by the home worker,
+	 * read by any thread, both with relaxed __atomic builtins */
+	uint32_t requests;         /* transactions started for the page */
+	uint32_t moves;            /* write grants that moved ownership to another node */
 };
 
 /* A queued unit of work for a worker thread. */

@@ -520,6 +520,60 @@ static void sparse_64g(void **state)
 	munmap(ram, size);
 }
 
+/* Hot pages at the home: transactions and ownership moves per page, top-n
+ * by requests, only this node's home pages, and in the stats JSON. */
+static void hot_pages(void **state)
+{
+	const uint64_t hot = gpa_of(60, 0), warm = gpa_of(57, 0); /* home: node 0 */
+	const int rounds = 6;
+	struct dsm_hot_page top[NPAGES], one;
+	unsigned cnt = 0, cnt1 = 0;
+	uint64_t v;
+
+	for (int i = 0; i < rounds; i++) {
+		v = (uint64_t)i;
+		assert_int_equal(dsm_write(N[1 + i % 2].dsm, hot, &v, sizeof(v)), 0);
+	}
+	assert_int_equal(dsm_read(N[1].dsm, warm, &v, sizeof(v)), 0);
+	assert_int_equal(dsm_hot_pages(N[0].dsm, NPAGES, top, &cnt), 0);
+	assert_true(cnt >= 2);
+	int ih = -1, iw = -1;
+	for (unsigned i = 0; i < cnt; i++) {
+		assert_int_equal(dsm_home_of(N[0].dsm, top[i].gpa), 0);
+		assert_true(top[i].requests > 0 && top[i].moves <= top[i].requests);
+		if (i)
+			assert_true(top[i - 1].requests >= top[i].requests);
+		if (top[i].gpa == hot)
+			ih = (int)i;
+		if (top[i].gpa == warm)
+			iw = (int)i;
+	}
+	assert_true(ih >= 0 && iw > ih);
+	/* every write but the first took ownership from the other node */
+	assert_true(top[ih].requests >= rounds);
+	assert_true(top[ih].moves >= rounds - 1);
+	assert_true(top[iw].requests >= 1);
+	assert_int_equal(top[iw].moves, 0);
+	assert_int_equal(dsm_hot_pages(N[0].dsm, 1, &one, &cnt1), 0);
+	assert_int_equal(cnt1, 1);
+	assert_true(one.gpa == top[0].gpa && one.requests == top[0].requests);
+	assert_int_equal(dsm_hot_pages(N[1].dsm, NPAGES, top, &cnt), 0);
+	for (unsigned i = 0; i < cnt; i++)
+		assert_int_equal(dsm_home_of(N[1].dsm, top[i].gpa), 1);
+	assert_int_equal(dsm_hot_pages(N[0].dsm, 1, NULL, &cnt), -EINVAL);
+
+	char *js = NULL, want[64];
+	size_t jl = 0;
+	FILE *f = open_memstream(&js, &jl);
+	assert_non_null(f);
+	assert_int_equal(dsm_stats_write_json(N[0].dsm, f), 0);
+	fclose(f);
+	snprintf(want, sizeof(want), "{\"gpa\":%llu,", (unsigned long long)hot);
+	assert_non_null(strstr(js, "\"hot_pages\":[{"));
+	assert_non_null(strstr(js, want));
+	free(js);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +586,7 @@ int main(void)
 		cmocka_unit_test(trace_subscribers),
 		cmocka_unit_test(under_faults),
 		cmocka_unit_test(bad_messages),
+		cmocka_unit_test(hot_pages),
 		cmocka_unit_test(sparse_64g),
 	};
 	util_log_set_level(getenv("DSM_TEST_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_ERR);
