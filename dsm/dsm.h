@@ -191,4 +191,27 @@ void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */
 int dsm_stats_write_json(struct dsm *d, FILE *f);
 
+/*
+ * Audit of the final state (dsm/dsm_audit.c; issue 6, checked on the host
+ * by deploy/netns/dsm-audit-check).  dsm_audit_write dumps, as text:
+ *   audit node=ID nodes=A,B,C base=0xRAMBASE pages=N busy=0|1
+ *   L PAGE S|M VERSION HOME        every page not Invalid on this node
+ *   D PAGE OWNER EXCL COPYSET VER  home pages with an owner or a copy
+ *                                  (OWNER -1: none; COPYSET ids a,b or -)
+ *   end
+ * PAGE is the page index from ram_base.  busy=1: a request, transaction or
+ * install was still in flight, so the dump is not a final state.  Call
+ * after the local users stopped (best after dsm_stop, before
+ * dsm_destroy); any thread.  0, -EINVAL or -EIO.
+ *
+ * dsm_audit_lost: the pages this node is home of whose every valid copy
+ * is on a node in `failed` (bitmap of node ids): their content is gone.
+ * Up to max guest-physical addresses in gpas, *n = how many in all.
+ * Pages homed on a failed node are not covered (their directory is gone).
+ * Any thread; exact once the home worker can no longer change those
+ * entries (every transaction on them needs the failed node's answer).
+ */
+int dsm_audit_write(struct dsm *d, FILE *f);
+int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
+
 #endif

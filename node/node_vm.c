@@ -76,6 +76,11 @@ static void vm_exit(void *arg, int code)
 		LOG_ERR("node", "cannot hand the guest exit to the agent: %s", strerror(errno));
 }
 
+struct dsm *node_vm_dsm(struct node_vm *vm)
+{
+	return vm && vm->vmd ? vmd_dsm(vm->vmd) : NULL;
+}
+
 int node_vm_exit_fd(const struct node_vm *vm)
 {
 	return vm ? vm->exit_pipe[0] : -1;
@@ -265,6 +270,13 @@ void node_vm_stop(struct node_vm *vm)
 		if (f) {
 			dsm_stats_write_json(vmd_dsm(vm->vmd), f);
 			fputc('\n', f);
+			fclose(f);
+		}
+		/* the final page states for deploy/netns/dsm-audit-check: harts
+		 * and DSM workers are stopped, the arrays still mapped */
+		snprintf(path, sizeof(path), "%s/dsm-audit-node-%d.txt", dir, vm->node_id);
+		if ((f = fopen(path, "w"))) {
+			dsm_audit_write(vmd_dsm(vm->vmd), f);
 			fclose(f);
 		}
 	}

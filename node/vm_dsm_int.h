@@ -89,6 +89,8 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out);
 void node_vm_stop(struct node_vm *vm);
+/* Its DSM (NULL without a guest): audits, lost pages after a failure. */
+struct dsm *node_vm_dsm(struct node_vm *vm);
 /* Readable once the guest exited on one of this node's harts (-1 for a NULL
  * vm); then node_vm_exit_code gives the code (0, or -EAGAIN before). */
 int node_vm_exit_fd(const struct node_vm *vm);

@@ -1,0 +1,116 @@
+/*
+ * DSM audit of the final state (issue 6): a text dump of this node's page
+ * states and, for the pages it is home of, its directory entries, merged
+ * and checked on the host by deploy/netns/dsm-audit-check; and the pages
+ * whose only valid copies were on failed nodes (for `spanvm status`).
+ *
+ * Read-only over the DSM's arrays.  Page states are read under d->lock
+ * (like dsm_page_state); directory entries are written only by the home
+ * worker, so a dump is exact only once that worker is idle or stopped:
+ * the dump says whether anything was still in flight (busy=1) and the
+ * checker refuses such a dump instead of reporting phantom violations.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "dsm/dsm_int.h"
+
+static bool queue_busy(struct dsm_queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	bool busy = q->head != NULL;
+	pthread_mutex_unlock(&q->mu);
+	return busy;
+}
+
+/* Something that can still change a page state or a directory entry. */
+static bool dsm_busy(struct dsm *d)
+{
+	bool busy = queue_busy(&d->homeq) || queue_busy(&d->agentq);
+
+	pthread_mutex_lock(&d->ack_mu);
+	busy = busy || d->ack_want;
+	pthread_mutex_unlock(&d->ack_mu);
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < DSM_PENDING_MAX && !busy; i++)
+		busy = d->pending[i].want != 0;
+	for (unsigned i = 0; i < DSM_CLAIM_MAX && !busy; i++)
+		busy = d->claim_used[i];
+	pthread_mutex_unlock(&d->lock);
+	return busy;
+}
+
+static const char *state_name(uint8_t st)
+{
+	return st == DSM_MODIFIED ? "M" : st == DSM_SHARED ? "S" : "?";
+}
+
+static void write_header(struct dsm *d, FILE *f)
+{
+	fprintf(f, "audit node=%d nodes=", d->cfg.node_id);
+	for (unsigned i = 0; i < d->nnodes; i++)
+		fprintf(f, "%s%d", i ? "," : "", d->nodes[i]);
+	fprintf(f, " base=0x%" PRIx64 " pages=%" PRIu64 " busy=%d\n", d->cfg.ram_base, d->npages,
+		dsm_busy(d) ? 1 : 0);
+}
+
+static void write_dir(FILE *f, uint64_t page, const struct dsm_dir *e)
+{
+	fprintf(f, "D %" PRIu64 " %d %u ", page, (int)e->owner - 1, e->excl);
+	if (!e->copyset)
+		fputc('-', f);
+	for (int n = 0, first = 1; n < DSM_MAX_NODES; n++) {
+		if (e->copyset & (1ull << n)) {
+			fprintf(f, "%s%d", first ? "" : ",", n);
+			first = 0;
+		}
+	}
+	fprintf(f, " %" PRIu32 "\n", e->version);
+}
+
+int dsm_audit_write(struct dsm *d, FILE *f)
+{
+	if (!d || !f)
+		return -EINVAL;
+	write_header(d, f);
+	for (uint64_t p = 0; p < d->npages; p++) {
+		pthread_mutex_lock(&d->lock);
+		uint8_t st = atomic_load(&d->state[p]);
+		uint32_t v = atomic_load(&d->version[p]);
+		pthread_mutex_unlock(&d->lock);
+		if (st != DSM_INVALID)
+			fprintf(f, "L %" PRIu64 " %s %" PRIu32 " %d\n", p, state_name(st), v,
+				dsm_home_node(d, p));
+		if (dsm_home_node(d, p) != d->cfg.node_id)
+			continue;
+		const struct dsm_dir *e = &d->dir[dsm_dir_slot(d, p)];
+		if (e->owner || e->copyset)
+			write_dir(f, p, e);
+	}
+	fprintf(f, "end\n");
+	return ferror(f) ? -EIO : 0;
+}
+
+int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n)
+{
+	size_t cnt = 0;
+
+	if (!d || !n || (max && !gpas))
+		return -EINVAL;
+	for (uint64_t p = 0; p < d->npages; p++) {
+		if (dsm_home_node(d, p) != d->cfg.node_id)
+			continue;
+		const struct dsm_dir *e = &d->dir[dsm_dir_slot(d, p)];
+		/* owner 0: never written, a zero page nobody can lose */
+		if (!e->owner || (e->copyset & ~failed))
+			continue;
+		if (!e->copyset && !(failed & (1ull << (e->owner - 1))))
+			continue;
+		if (cnt < max)
+			gpas[cnt] = d->cfg.ram_base + (p << DSM_PAGE_SHIFT);
+		cnt++;
+	}
+	*n = cnt;
+	return 0;
+}
