@@ -134,7 +134,8 @@ static const char *choose_provider(const struct tp_cfg *cfg)
 
 static int open_info(struct tp *tp)
 {
-	struct fi_info *hints = fi_allocinfo();
+	/* fi_allocinfo() is an inline calling fi_dupinfo directly, past tp_dl.c */
+	struct fi_info *hints = fi_dupinfo(NULL);
 	const char *node = tp->cfg.bind_addr, *svc = tp->cfg.bind_port;
 	int rc;
 

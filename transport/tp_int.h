@@ -20,6 +20,22 @@
 #include "transport/tp.h"
 #include "util/util.h"
 
+/* transport/tp_dl.c: libfabric's real functions, loaded on first use (see
+ * there why); every other transport file calls them by their usual names. */
+int tp_fi_getinfo(uint32_t version, const char *node, const char *service, uint64_t flags,
+		  const struct fi_info *hints, struct fi_info **info);
+int tp_fi_fabric(struct fi_fabric_attr *attr, struct fid_fabric **fabric, void *context);
+void tp_fi_freeinfo(struct fi_info *info);
+struct fi_info *tp_fi_dupinfo(const struct fi_info *info);
+const char *tp_fi_strerror(int errnum);
+#ifndef TP_DL_NO_REDIRECT
+#define fi_getinfo tp_fi_getinfo
+#define fi_fabric tp_fi_fabric
+#define fi_freeinfo tp_fi_freeinfo
+#define fi_dupinfo tp_fi_dupinfo
+#define fi_strerror tp_fi_strerror
+#endif
+
 #define TP_SUBSYS "tp"
 /* util fault site: the k-th set-up step of tp_create fails (unwinding tests). */
 #define TP_FAULT_CREATE 200
