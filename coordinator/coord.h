@@ -78,6 +78,12 @@ CtlPhase coord_phase(const struct coord *c);
 uint64_t coord_epoch(const struct coord *c);
 /* State of node id (CTL_STATE_INVALID if not configured). */
 CtlNodeState coord_node_state(const struct coord *c, uint32_t node_id);
+/*
+ * The status reply (what `spanvm status` shows), packed: *buf is malloc'ed
+ * (caller frees).  final marks the copy written as the coordinator exits.
+ * 0 or -ENOMEM.
+ */
+int coord_status_pack(struct coord *c, bool final, uint64_t now_ns, uint8_t **buf, size_t *len);
 
 /*
  * Server: listens on host:port (port 0 = ephemeral), writes "HOST:PORT\n"
@@ -93,6 +99,9 @@ struct coord_server_cfg {
 	const char *host;
 	uint16_t port;
 	const char *addr_file;
+	/* if not NULL: the final status (coord_status_pack) is written here,
+	 * atomically, when the cluster stopped */
+	const char *status_file;
 	volatile int *stop_flag; /* set from a signal handler */
 };
 int coord_server_run(const struct coord_server_cfg *scfg, char *err, size_t errlen);

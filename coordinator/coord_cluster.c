@@ -10,9 +10,11 @@
  */
 #include "coordinator/coord_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool node_live(const struct cnode *n)
 {
@@ -300,6 +302,32 @@ static void note_peer_reports(struct coord *c, struct cnode *n, const CtlHeartbe
 	}
 }
 
+static void add_pages(uint64_t *dst, size_t *n, const uint64_t *src, size_t cnt)
+{
+	for (size_t i = 0; i < cnt && *n < COORD_LOST_MAX; i++)
+		dst[(*n)++] = src[i];
+}
+
+/* A survivor's StopAck after a failure names the pages it is home of whose
+ * only copies were on the failed nodes (docs/deploy.md "Lost pages"). */
+static void note_lost_pages(struct coord *c, struct cnode *n, const CtlStopAck *a)
+{
+	bool any_failed = false;
+
+	for (uint32_t i = 0; i < c->nnodes; i++)
+		any_failed |= c->nodes[i].state == ST_FAILED;
+	if (!any_failed)
+		return;
+	c->lost_reports++;
+	c->lost_total += a->lost_total;
+	add_pages(c->lost, &c->nlost, a->lost_pages, a->n_lost_pages);
+	add_pages(c->uncertain, &c->nuncertain, a->uncertain_pages, a->n_uncertain_pages);
+	if (a->lost_total || a->n_uncertain_pages)
+		LOG_ERR("coord", "node %u: %llu guest pages had their only copy on a failed node, "
+				 "%zu more were in flight with it", n->cfgn->id,
+			(unsigned long long)a->lost_total, a->n_uncertain_pages);
+}
+
 void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 {
 	struct cnode *n = coord_node(c, c->conns[conn].node_id);
@@ -324,6 +352,7 @@ void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 		n->last_hb_ns = now_ns;
 		return on_guest_exit(c, n, m->guest_exit->code);
 	case CTL_MSG__BODY_STOP_ACK:
+		note_lost_pages(c, n, m->stop_ack);
 		n->conn = -1;
 		if (node_live(n)) {
 			n->state = ST_STOPPED;
@@ -362,32 +391,65 @@ static void fill_node_status(struct coord *c, struct cnode *n, CtlNodeStatus *s,
 	s->fabric_addr = hex;
 }
 
-static void send_status(struct coord *c, int conn)
+/* Fills sr; the node entries live in the caller's arrays. */
+static void fill_status(struct coord *c, CtlStatusReply *sr, CtlNodeStatus *ns, CtlNodeStatus **np,
+			char (*hex)[2 * COORD_ADDR_MAX + 1])
 {
-	static char hex[CONFIG_MAX_NODES][2 * COORD_ADDR_MAX + 1];
-	CtlNodeStatus ns[CONFIG_MAX_NODES], *np[CONFIG_MAX_NODES];
-	CtlStatusReply sr = CTL_STATUS_REPLY__INIT;
-	CtlMsg m = CTL_MSG__INIT;
-
 	for (uint32_t i = 0; i < c->nnodes; i++) {
 		fill_node_status(c, &c->nodes[i], &ns[i], hex[i], sizeof(hex[i]));
 		np[i] = &ns[i];
 	}
-	sr.vm_name = (char *)c->cfg->name;
-	sr.phase = c->phase;
-	sr.epoch = c->epoch;
-	sr.mem_bytes = c->cfg->mem_bytes;
-	sr.vcpus = c->cfg->nvcpus;
-	sr.provider = (char *)c->cfg->provider;
-	sr.uptime_ms = (c->now_ns - c->start_ns) / 1000000;
-	sr.lease_ms = c->cfg->lease_ms;
-	sr.n_nodes = c->nnodes;
-	sr.nodes = np;
-	sr.guest_exited = c->guest_exited;
-	sr.guest_exit = c->guest_exit;
+	sr->vm_name = (char *)c->cfg->name;
+	sr->phase = c->phase;
+	sr->epoch = c->epoch;
+	sr->mem_bytes = c->cfg->mem_bytes;
+	sr->vcpus = c->cfg->nvcpus;
+	sr->provider = (char *)c->cfg->provider;
+	sr->uptime_ms = (c->now_ns - c->start_ns) / 1000000;
+	sr->lease_ms = c->cfg->lease_ms;
+	sr->n_nodes = c->nnodes;
+	sr->nodes = np;
+	sr->guest_exited = c->guest_exited;
+	sr->guest_exit = c->guest_exit;
+	sr->n_lost_pages = c->nlost;
+	sr->lost_pages = c->lost;
+	sr->lost_total = c->lost_total;
+	sr->n_uncertain_pages = c->nuncertain;
+	sr->uncertain_pages = c->uncertain;
+	sr->lost_reports = c->lost_reports;
+}
+
+static char status_hex[CONFIG_MAX_NODES][2 * COORD_ADDR_MAX + 1]; /* one thread */
+
+static void send_status(struct coord *c, int conn)
+{
+	CtlNodeStatus ns[CONFIG_MAX_NODES], *np[CONFIG_MAX_NODES];
+	CtlStatusReply sr = CTL_STATUS_REPLY__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	fill_status(c, &sr, ns, np, status_hex);
 	m.body_case = CTL_MSG__BODY_STATUS_REPLY;
 	m.status_reply = &sr;
 	coord_send(c, conn, &m);
+}
+
+int coord_status_pack(struct coord *c, bool final, uint64_t now_ns, uint8_t **buf, size_t *len)
+{
+	CtlNodeStatus ns[CONFIG_MAX_NODES], *np[CONFIG_MAX_NODES];
+	CtlStatusReply sr = CTL_STATUS_REPLY__INIT;
+	struct timespec ts;
+
+	c->now_ns = now_ns;
+	fill_status(c, &sr, ns, np, status_hex);
+	sr.final = final;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sr.final_unix_ms = final ? (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 : 0;
+	*len = ctl_status_reply__get_packed_size(&sr);
+	*buf = malloc(*len ? *len : 1);
+	if (!*buf)
+		return -ENOMEM;
+	ctl_status_reply__pack(&sr, *buf);
+	return 0;
 }
 
 void coord_client_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)

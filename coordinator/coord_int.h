@@ -9,6 +9,7 @@
 #include "coordinator/coord.h"
 
 #define COORD_ADDR_MAX 256
+#define COORD_LOST_MAX 4096 /* lost / uncertain pages kept for status */
 
 /* Short names for the generated enum values. */
 #define ST_INVALID CTL_NODE_STATE__CTL_STATE_INVALID
@@ -87,6 +88,11 @@ struct coord {
 	char stop_reason[200];
 	bool guest_exited; /* a node reported the guest's exit (CtlGuestExit) */
 	int32_t guest_exit;
+	/* after a failure: what the survivors' StopAcks reported (status) */
+	uint64_t lost[COORD_LOST_MAX], uncertain[COORD_LOST_MAX];
+	size_t nlost, nuncertain;
+	uint64_t lost_total;
+	uint32_t lost_reports;
 };
 
 struct cnode *coord_node(struct coord *c, uint32_t id);

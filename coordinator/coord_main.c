@@ -24,12 +24,16 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: spanvm-coord --config FILE [--secret-file FILE] [--listen HOST:PORT]\n"
-		"                    [--addr-file FILE] [--log-level err|warn|info|debug]\n\n"
+		"                    [--addr-file FILE] [--status-file FILE]\n"
+		"                    [--log-level err|warn|info|debug]\n\n"
 		"Authenticates the nodes of the VM described in FILE, hands out the membership\n"
 		"table, runs the start barrier, watches heartbeats and stops the cluster in order.\n"
 		"  --listen      address to listen on (default: cluster.coordinator in the config;\n"
 		"                port 0 picks a free port)\n"
 		"  --addr-file   write the bound HOST:PORT here once listening\n"
+		"  --status-file keep the status here (written at start and as the cluster\n"
+		"                stops: failed nodes, lost pages); `spanvm status --status-file`\n"
+		"                shows it once the coordinator is gone\n"
 		"  --secret-file cluster secret (default: cluster.secret_file in the config)\n"
 		"Exit status: 0 stopped on request, 1 failure, 2 usage.\n");
 }
@@ -53,7 +57,7 @@ static int parse_hostport(const char *s, char *host, size_t hlen, uint16_t *port
 }
 
 struct args {
-	const char *config_path, *secret_path, *listen, *addr_file;
+	const char *config_path, *secret_path, *listen, *addr_file, *status_file;
 	int level;
 };
 
@@ -63,6 +67,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"secret-file", required_argument, NULL, 's'},
 		{"listen", required_argument, NULL, 'l'}, {"addr-file", required_argument, NULL, 'a'},
+		{"status-file", required_argument, NULL, 'S'},
 		{"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	int opt;
@@ -74,6 +79,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 's': a->secret_path = optarg; break;
 		case 'l': a->listen = optarg; break;
 		case 'a': a->addr_file = optarg; break;
+		case 'S': a->status_file = optarg; break;
 		case 'L':
 			if (util_log_parse_level(optarg, &a->level)) {
 				fprintf(stderr, "spanvm-coord: --log-level '%s' is not err|warn|info|debug\n",
@@ -122,7 +128,7 @@ static int serve(const struct args *a, const struct config *cfg)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	struct coord_server_cfg scfg = {cfg, secret, secret_len, host, port, a->addr_file,
-					&stop_flag};
+					a->status_file, &stop_flag};
 	rc = coord_server_run(&scfg, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "spanvm-coord: %s\n", err);

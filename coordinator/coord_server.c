@@ -235,6 +235,31 @@ static int write_addr_file(const char *path, const char *addr, char *err, size_t
 	return 0;
 }
 
+/* The status for `spanvm status` once we are gone (tmp + rename: a
+ * reader never sees half a file). */
+static int write_status_file(struct coord *c, const char *path, bool final, char *err,
+			     size_t errlen)
+{
+	char tmp[4096];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = coord_status_pack(c, final, util_now_ns(), &buf, &len);
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (rc == 0 && !(f = fopen(tmp, "w")))
+		rc = -errno;
+	else if (rc == 0) {
+		bool ok = fwrite(buf, 1, len, f) == len;
+		if (fclose(f) || !ok || rename(tmp, path))
+			rc = -EIO;
+	}
+	free(buf);
+	if (rc)
+		snprintf(err, errlen, "cannot write status file %s: %s", path, strerror(-rc));
+	return rc;
+}
+
 /* Polls once for up to timeout_ms; returns when something happened. */
 static void poll_once(struct server *s, int timeout_ms, bool accept_new)
 {
@@ -282,8 +307,9 @@ static void poll_once(struct server *s, int timeout_ms, bool accept_new)
 	}
 }
 
-static int run_loop(struct server *s, volatile int *stop_flag)
+static int run_loop(struct server *s, volatile int *stop_flag, const char *status_file)
 {
+	char err[4200];
 	bool stop_sent = false;
 	uint64_t next = 0, linger_until;
 	int code = 1;
@@ -299,6 +325,8 @@ static int run_loop(struct server *s, volatile int *stop_flag)
 			coord_tick(s->coord, now, &next);
 		poll_once(s, (int)((next - UTIL_MIN(next, util_now_ns())) / 1000000) + 1, true);
 	}
+	if (status_file && write_status_file(s->coord, status_file, true, err, sizeof(err)))
+		LOG_ERR("coord", "%s", err);
 	/* Let the last replies (stop acks to clients) drain, briefly. */
 	linger_until = util_now_ns() + 1000000000ull;
 	for (;;) {
@@ -332,9 +360,13 @@ int coord_server_run(const struct coord_server_cfg *scfg, char *err, size_t errl
 	}
 	if (scfg->addr_file && (rc = write_addr_file(scfg->addr_file, bound, err, errlen)))
 		goto out_destroy;
+	/* written now too: a bad path fails the start, not the end */
+	if (scfg->status_file &&
+	    (rc = write_status_file(s->coord, scfg->status_file, false, err, errlen)))
+		goto out_destroy;
 	LOG_INFO("coord", "listening on %s for %u nodes of VM '%s'", bound, scfg->cfg->nnodes,
 		 scfg->cfg->name);
-	rc = run_loop(s, scfg->stop_flag);
+	rc = run_loop(s, scfg->stop_flag, scfg->status_file);
 out_destroy:
 	coord_destroy(s->coord);
 	for (int fd = 0; fd < COORD_MAX_CONNS; fd++)

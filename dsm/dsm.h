@@ -95,6 +95,7 @@ struct dsm_cfg {
 	void *ops_arg;
 	uint64_t msg_timeout_ns;    /* per try of a home/agent request; 0 = 200 ms */
 	uint64_t retx_ns;           /* requester retransmission interval; 0 = 20 ms */
+	uint64_t hold_ns;           /* max. hold of a fresh grant nobody saw yet; 0 = 1 ms */
 };
 
 /* Parses "interleave" | "block".  0 or -EINVAL. */
@@ -186,6 +187,10 @@ struct dsm_stats {
 	uint64_t sub_updates;
 	/* bad input */
 	uint64_t rx_bad;                      /* undecodable or out-of-range messages dropped */
+	/* grant hold (write-write / read-write livelock) */
+	uint64_t hold_waits;                  /* revocations that waited for a waiter to see a grant */
+	uint64_t hold_expired;                /* ... in vain (hold_ns passed) */
+	uint64_t req_lost;                    /* requests resent because their grant was revoked unseen */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */
@@ -194,14 +199,14 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
 /*
  * Audit of the final state (dsm/dsm_audit.c; issue 6, checked on the host
  * by deploy/netns/dsm-audit-check).  dsm_audit_write dumps, as text:
- *   audit node=ID nodes=A,B,C base=0xRAMBASE pages=N busy=0|1
+ *   audit node=ID nodes=A,B,C base=0xRAMBASE pages=N busy=0|1 [why=WHAT,..]
  *   L PAGE S|M VERSION HOME        every page not Invalid on this node
  *   D PAGE OWNER EXCL COPYSET VER  home pages with an owner or a copy
  *                                  (OWNER -1: none; COPYSET ids a,b or -)
  *   end
  * PAGE is the page index from ram_base.  busy=1: a request, transaction or
- * install was still in flight, so the dump is not a final state.  Call
- * after the local users stopped (best after dsm_stop, before
+ * install was still in flight (why= names it), so the dump is not a final
+ * state.  Call after the local users stopped (best after dsm_stop, before
  * dsm_destroy); any thread.  0, -EINVAL or -EIO.
  *
  * dsm_audit_lost: the pages this node is home of whose every valid copy
@@ -213,5 +218,9 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
  */
 int dsm_audit_write(struct dsm *d, FILE *f);
 int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
+/* 1 and *gpa when this home's transaction in flight waits for a node in
+ * `failed` (the page may be lost: the directory lags until it ends), else
+ * 0; -EINVAL. */
+int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa);
 
 #endif

@@ -24,21 +24,32 @@ static bool queue_busy(struct dsm_queue *q)
 	return busy;
 }
 
-/* Something that can still change a page state or a directory entry. */
-static bool dsm_busy(struct dsm *d)
+/* Something that can still change a page state or a directory entry:
+ * names it in why (empty when idle). */
+static void dsm_busy(struct dsm *d, char *why, size_t n)
 {
-	bool busy = queue_busy(&d->homeq) || queue_busy(&d->agentq);
+	size_t at = 0;
 
+	why[0] = 0;
+#define WHY(...) \
+	(at += (size_t)snprintf(why + (at < n ? at : n - 1), at < n ? n - at : 0, __VA_ARGS__))
+	if (queue_busy(&d->homeq))
+		WHY("%shome-queue", at ? "," : "");
+	if (queue_busy(&d->agentq))
+		WHY("%sagent-queue", at ? "," : "");
 	pthread_mutex_lock(&d->ack_mu);
-	busy = busy || d->ack_want;
+	if (d->ack_want)
+		WHY("%shome-txn:%" PRIu64, at ? "," : "", d->ack_page);
 	pthread_mutex_unlock(&d->ack_mu);
 	pthread_mutex_lock(&d->lock);
-	for (unsigned i = 0; i < DSM_PENDING_MAX && !busy; i++)
-		busy = d->pending[i].want != 0;
-	for (unsigned i = 0; i < DSM_CLAIM_MAX && !busy; i++)
-		busy = d->claim_used[i];
+	for (unsigned i = 0; i < DSM_PENDING_MAX; i++)
+		if (d->pending[i].want)
+			WHY("%sfault:%" PRIu64, at ? "," : "", d->pending[i].page);
+	for (unsigned i = 0; i < DSM_CLAIM_MAX; i++)
+		if (d->claim_used[i])
+			WHY("%sinstall:%" PRIu64, at ? "," : "", d->claim_page[i]);
 	pthread_mutex_unlock(&d->lock);
-	return busy;
+#undef WHY
 }
 
 static const char *state_name(uint8_t st)
@@ -48,11 +59,14 @@ static const char *state_name(uint8_t st)
 
 static void write_header(struct dsm *d, FILE *f)
 {
+	char why[256];
+
 	fprintf(f, "audit node=%d nodes=", d->cfg.node_id);
 	for (unsigned i = 0; i < d->nnodes; i++)
 		fprintf(f, "%s%d", i ? "," : "", d->nodes[i]);
-	fprintf(f, " base=0x%" PRIx64 " pages=%" PRIu64 " busy=%d\n", d->cfg.ram_base, d->npages,
-		dsm_busy(d) ? 1 : 0);
+	dsm_busy(d, why, sizeof(why));
+	fprintf(f, " base=0x%" PRIx64 " pages=%" PRIu64 " busy=%d%s%s\n", d->cfg.ram_base,
+		d->npages, why[0] ? 1 : 0, why[0] ? " why=" : "", why);
 }
 
 static void write_dir(FILE *f, uint64_t page, const struct dsm_dir *e)
@@ -113,4 +127,20 @@ int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, s
 	}
 	*n = cnt;
 	return 0;
+}
+
+int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa)
+{
+	int rc = 0;
+
+	if (!d || !gpa)
+		return -EINVAL;
+	pthread_mutex_lock(&d->ack_mu);
+	if (d->ack_want && d->ack_from >= 0 && d->ack_from < DSM_MAX_NODES &&
+	    (failed & (1ull << d->ack_from))) {
+		*gpa = d->cfg.ram_base + (d->ack_page << DSM_PAGE_SHIFT);
+		rc = 1;
+	}
+	pthread_mutex_unlock(&d->ack_mu);
+	return rc;
 }

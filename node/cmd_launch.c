@@ -163,6 +163,8 @@ static int prepare_rundir(struct launch *l, const char *config_path, char *err, 
 		return -EBUSY;
 	}
 	node_runtime_clear(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, NODE_STATUS_FILE); /* a previous VM's */
+	unlink(path);
 	snprintf(l->rt.dir, sizeof(l->rt.dir), "%s", dir);
 	snprintf(l->rt.vm, sizeof(l->rt.vm), "%s", l->cfg->name);
 	char *abs = realpath(config_path, NULL); /* children may run elsewhere */
@@ -182,12 +184,15 @@ static int prepare_rundir(struct launch *l, const char *config_path, char *err, 
 static int start_coordinator(struct launch *l, char *err, size_t errlen)
 {
 	char addrfile[600], listen[96];
+	char statusfile[600];
 	char *argv[] = {"spanvm-coord", "--config", l->rt.config, "--secret-file",
 			l->rt.secret_file, "--addr-file", addrfile, "--listen", listen,
-			"--log-level", (char *)l->log_level, NULL};
+			"--status-file", statusfile, "--log-level", (char *)l->log_level, NULL};
 	FILE *f;
 
 	snprintf(addrfile, sizeof(addrfile), "%s/coord.addr", l->rt.dir);
+	/* `spanvm status` shows it once the coordinator is gone */
+	snprintf(statusfile, sizeof(statusfile), "%s/%s", l->rt.dir, NODE_STATUS_FILE);
 	snprintf(listen, sizeof(listen), "%s:%u", l->cfg->coord_host, l->cfg->coord_port);
 	l->pids[0] = spawn(l, argv, "coord.log");
 	if (l->pids[0] < 0) {

@@ -102,5 +102,9 @@ int cmd_stop(int argc, char **argv)
 		return 0; /* not launched from here: the remote hosts reap their own */
 	rc = reap(&rt, 10000);
 	node_runtime_clear(rt.dir);
+	/* stopped on request: no failure to diagnose, no final status to keep */
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", rt.dir, NODE_STATUS_FILE);
+	unlink(path);
 	return rc;
 }

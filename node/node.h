@@ -122,6 +122,14 @@ int node_client_open(const char *coord, const char *secret_file, struct node_ctl
 int node_status_fetch(struct node_ctl *ctl, CtlMsg **reply, char *err, size_t errlen);
 /* Writes the status as JSON (nodes: [{"id", "state", ...}]) or as a table. */
 void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, bool json);
+/*
+ * The coordinator's status file (spanvm-coord --status-file; `spanvm
+ * launch` puts it in the runtime dir as NODE_STATUS_FILE): the last status,
+ * final once the cluster stopped.  *out freed with
+ * ctl_status_reply__free_unpacked.  0, -ENOENT, -EINVAL (not a status).
+ */
+#define NODE_STATUS_FILE "final-status.pb"
+int node_status_load(const char *path, CtlStatusReply **out, char *err, size_t errlen);
 
 /* Short names for state/phase enums in JSON and progress lines. */
 const char *node_state_name(CtlNodeState s);

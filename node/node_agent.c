@@ -56,6 +56,7 @@ struct agent {
 	bool coord_silent_warned;
 	/* after Start: this node's harts over the DSM (node_vm.c); NULL if no guest */
 	struct node_vm *vm;
+	uint64_t failed; /* ids the coordinator declared failed (bitmap) */
 };
 
 static bool aborted(struct agent *a)
@@ -205,6 +206,40 @@ static int send_guest_exit(struct agent *a)
 	return node_ctl_send(a->ctl, &m);
 }
 
+/*
+ * After a failure, the StopAck names the pages this node is home of whose
+ * only valid copies were on failed nodes, and the page of a transaction
+ * still waiting for one (for `spanvm status`; docs/deploy.md "Lost pages").
+ * The directory entries involved cannot change any more: every
+ * transaction on them needs a failed node's answer.
+ */
+#define LOST_MAX 4096 /* keeps the StopAck well under the 64 KiB frame cap */
+
+static void lost_pages(struct dsm *d, uint64_t failed, CtlStopAck *ack)
+{
+	size_t n = 0;
+	uint64_t gpa;
+
+	if (!d)
+		return;
+	ack->lost_pages = calloc(LOST_MAX, sizeof(uint64_t));
+	ack->uncertain_pages = calloc(1, sizeof(uint64_t));
+	if (!ack->lost_pages || !ack->uncertain_pages ||
+	    dsm_audit_lost(d, failed, ack->lost_pages, LOST_MAX, &n)) {
+		LOG_ERR("node", "cannot list the pages lost with the failed nodes");
+		return;
+	}
+	ack->lost_total = n;
+	ack->n_lost_pages = n < LOST_MAX ? n : LOST_MAX;
+	if (dsm_audit_inflight(d, failed, &gpa) == 1) {
+		ack->uncertain_pages[0] = gpa;
+		ack->n_uncertain_pages = 1;
+	}
+	if (n || ack->n_uncertain_pages)
+		LOG_ERR("node", "%zu guest pages homed here had their only copy on a failed node%s",
+			n, ack->n_uncertain_pages ? " (one more in flight with it)" : "");
+}
+
 /* One coordinator message.  1 = orderly stop, 0 = go on, <0 = failure. */
 static int on_ctl(struct agent *a, CtlMsg *m)
 {
@@ -239,14 +274,20 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 			 m->node_failed->node_id, m->node_failed->reason,
 			 (unsigned long long)m->node_failed->epoch);
 		tp_peer_remove(a->tp, (int)m->node_failed->node_id);
+		if (m->node_failed->node_id < 64)
+			a->failed |= 1ull << m->node_failed->node_id;
 		a->epoch = m->node_failed->epoch;
 		tp_epoch_set(a->tp, a->epoch);
 		return 0;
 	case CTL_MSG__BODY_STOP:
 		LOG_INFO("node", "stop: %s", m->stop->reason);
+		if (a->failed)
+			lost_pages(node_vm_dsm(a->vm), a->failed, &ack);
 		r.body_case = CTL_MSG__BODY_STOP_ACK;
 		r.stop_ack = &ack;
 		node_ctl_send(a->ctl, &r);
+		free(ack.lost_pages);
+		free(ack.uncertain_pages);
 		return 1;
 	case CTL_MSG__BODY_ERROR:
 		LOG_ERR("node", "coordinator: %s", m->error->message);

@@ -175,6 +175,54 @@ int node_status_fetch(struct node_ctl *ctl, CtlMsg **reply, char *err, size_t er
 	return node_ctl_call(ctl, &m, CTL_MSG__BODY_STATUS_REPLY, 3000, reply, err, errlen);
 }
 
+int node_status_load(const char *path, CtlStatusReply **out, char *err, size_t errlen)
+{
+	uint8_t buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	*out = NULL;
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "cannot read the status file %s: %s", path, strerror(e));
+		return -e;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	bool too_big = n == sizeof(buf) && fgetc(f) != EOF;
+	fclose(f);
+	if (!too_big)
+		*out = ctl_status_reply__unpack(NULL, n, buf);
+	if (!*out || !(*out)->vm_name[0]) {
+		if (*out)
+			ctl_status_reply__free_unpacked(*out, NULL);
+		*out = NULL;
+		snprintf(err, errlen, "%s is not a spanvm status file", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static json_t *hex_array(const uint64_t *v, size_t n)
+{
+	json_t *a = json_array();
+	char buf[24];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v[i]);
+		json_array_append_new(a, json_string(buf));
+	}
+	return a;
+}
+
+static json_t *failed_array(const CtlStatusReply *st)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < st->n_nodes; i++)
+		if (st->nodes[i]->state == CTL_NODE_STATE__CTL_STATE_FAILED)
+			json_array_append_new(a, json_integer(st->nodes[i]->node_id));
+	return a;
+}
+
 static json_t *vcpu_array(const uint32_t *v, size_t n)
 {
 	json_t *a = json_array();
@@ -207,9 +255,31 @@ static void print_json(FILE *out, const CtlStatusReply *st, const char *coord)
 	/* null while the guest runs (or none is configured) */
 	json_object_set_new(root, "guest_exit",
 			    st->guest_exited ? json_integer(st->guest_exit) : json_null());
+	/* after a failure: who failed and which guest pages went with it */
+	json_object_set_new(root, "failed_nodes", failed_array(st));
+	json_object_set_new(root, "lost_pages", hex_array(st->lost_pages, st->n_lost_pages));
+	json_object_set_new(root, "lost_total", json_integer((json_int_t)st->lost_total));
+	json_object_set_new(root, "uncertain_pages",
+			    hex_array(st->uncertain_pages, st->n_uncertain_pages));
+	json_object_set_new(root, "lost_reports", json_integer(st->lost_reports));
+	json_object_set_new(root, "final", json_boolean(st->final));
 	json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', out);
 	json_decref(root);
+}
+
+static void print_lost(FILE *out, const CtlStatusReply *st)
+{
+	if (!st->lost_reports)
+		return;
+	fprintf(out, "Guest pages whose only copy a failed node held: %llu",
+		(unsigned long long)st->lost_total);
+	for (size_t i = 0; i < st->n_lost_pages && i < 16; i++)
+		fprintf(out, "%s0x%llx", i ? " " : ": ", (unsigned long long)st->lost_pages[i]);
+	fprintf(out, "%s\n", st->n_lost_pages > 16 ? " ... (--json lists them)" : "");
+	for (size_t i = 0; i < st->n_uncertain_pages; i++)
+		fprintf(out, "In flight with a failed node (may be lost): 0x%llx\n",
+			(unsigned long long)st->uncertain_pages[i]);
 }
 
 void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, bool json)
@@ -220,8 +290,11 @@ void node_status_print(FILE *out, const CtlStatusReply *st, const char *coord, b
 		st->vm_name, node_phase_name(st->phase), (unsigned long long)st->epoch,
 		(unsigned long long)(st->mem_bytes >> 20), st->vcpus,
 		st->provider[0] ? st->provider : "default", coord);
+	if (st->final)
+		fprintf(out, "The coordinator has exited; this is its final status.\n");
 	if (st->guest_exited)
 		fprintf(out, "The guest exited with code %d.\n", (int)st->guest_exit);
+	print_lost(out, st);
 	fprintf(out, "%-5s %-8s %-8s %-16s %-12s %-10s %s\n", "NODE", "STATE", "PID", "HOST",
 		"VCPUS", "HEARTBEAT", "NOTE");
 	for (size_t i = 0; i < st->n_nodes; i++) {

@@ -4,7 +4,7 @@
 #   cluster.sh [-t TAG] up N [--net-only]   build it (and start coordinator + nodes)
 #   cluster.sh [-t TAG] down                 remove everything (idempotent)
 #   cluster.sh [-t TAG] exec H CMD [ARG...]  run CMD in host H's namespace
-#   cluster.sh [-t TAG] status [--json]      spanvm status of the cluster
+#   cluster.sh [-t TAG] status [--json]      spanvm status (final status once it stopped)
 #   cluster.sh [-t TAG] info                 state dir, hosts, addresses, pids
 #   cluster.sh gc                            remove clusters whose owner process is gone
 #
@@ -85,8 +85,16 @@ build_net() { # N
 }
 
 write_config() { # N dir
-	nodes="" i=1 nv=${SPANVM_NETNS_VCPUS:-$1} kernel=""
-	[ -n "${SPANVM_NETNS_KERNEL:-}" ] && kernel="\"kernel\": \"$SPANVM_NETNS_KERNEL\", "
+	nodes="" i=1 nv=${SPANVM_NETNS_VCPUS:-$1}
+	guest="\"image\": null"
+	if [ -n "${SPANVM_NETNS_KERNEL:-}" ]; then
+		# a bare-metal ELF is vm.image; anything else a Linux Image (vm.kernel)
+		if [ "$(head -c 4 "$SPANVM_NETNS_KERNEL" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+			guest="\"image\": \"$SPANVM_NETNS_KERNEL\""
+		else
+			guest="\"kernel\": \"$SPANVM_NETNS_KERNEL\", \"image\": null"
+		fi
+	fi
 	while [ "$i" -le "$1" ]; do
 		[ -n "$nodes" ] && nodes="$nodes,
 "
@@ -97,7 +105,7 @@ write_config() { # N dir
 	done
 	cat >"$2/vm.json" <<EOF
 { "version": 1,
-  "vm": { "name": "netns-$TAG", "memory_mib": 64, "vcpus": $nv, $kernel"image": null },
+  "vm": { "name": "netns-$TAG", "memory_mib": 64, "vcpus": $nv, $guest },
   "cluster": { "provider": "tcp;ofi_rxm",
                "coordinator": { "host": "$(addr 0)", "port": $COORD_PORT },
                "secret_file": "secret",
@@ -111,11 +119,14 @@ EOF
 
 start_procs() { # N dir
 	ip netns exec "$(ns 0)" "$BIN/spanvm-coord" --config "$2/vm.json" --log-level "$LOGLEVEL" \
+		--status-file "$2/final-status.pb" \
 		>"$2/coord.log" 2>&1 </dev/null &
 	echo "coord $!" >"$2/pids"
 	i=1
 	while [ "$i" -le "$1" ]; do
-		ip netns exec "$(ns "$i")" "$BIN/spanvm-node" --config "$2/vm.json" --node-id "$i" \
+		# SPANVM_RUN_DIR: DSM stats and audit dumps land in the state dir
+		ip netns exec "$(ns "$i")" env SPANVM_RUN_DIR="$2" \
+			"$BIN/spanvm-node" --config "$2/vm.json" --node-id "$i" \
 			--log-level "$LOGLEVEL" \
 			>"$2/node$i.log" 2>&1 </dev/null &
 		echo "node$i $!" >>"$2/pids"
@@ -201,8 +212,9 @@ cmd_status() {
 	need_root
 	D=$(state)
 	[ -d "$D" ] || die "cluster '$TAG' is not up"
+	# once the coordinator is gone: its final status (exit 3)
 	exec ip netns exec "$(ns 0)" "$BIN/spanvm" status "$@" --coord "$(addr 0):$COORD_PORT" \
-		--secret-file "$D/secret"
+		--secret-file "$D/secret" --status-file "$D/final-status.pb"
 }
 
 cmd_info() {

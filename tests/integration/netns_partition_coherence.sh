@@ -35,4 +35,16 @@ done
 grep -h "guest exited with code 0" "$D"/node*.log >/dev/null || fail "guest exit code not 0"
 cat "$D"/node*.log | "$SRC/deploy/netns/coherence-check" >"$T/sum.json" 2>"$T/check.err" ||
 	{ cat "$T/sum.json" "$T/check.err" >&2; fail "coherence violations"; }
-echo "cuts during the run: $(cat "$D/chaos.cuts"); checker: $(cat "$T/sum.json")"
+# The guest's exit stops the cluster in order; each node dumps its final
+# DSM state at its stop, and the merged dumps must be coherent.
+t0=$(ms)
+for p in $(awk '{print $2}' "$D/pids"); do
+	while alive "$p"; do
+		[ $(($(ms) - t0)) -gt 30000 ] && fail "the cluster did not stop after the guest exited"
+		sleep 0.1
+	done
+done
+"$SRC/deploy/netns/dsm-audit-check" --expect-nodes 3 "$D"/dsm-audit-node-*.txt >"$T/audit.json" \
+	2>"$T/audit.err" || { cat "$T/audit.json" "$T/audit.err" >&2; fail "DSM audit of the final state"; }
+grep -q '"copies": [1-9]' "$T/audit.json" || { cat "$T/audit.json" >&2; fail "audit saw no copies"; }
+echo "cuts during the run: $(cat "$D/chaos.cuts"); checker: $(cat "$T/sum.json"); audit: $(cat "$T/audit.json")"

@@ -36,8 +36,9 @@ struct srv {
 static void *server_thread(void *arg)
 {
 	struct srv *s = arg;
-	struct coord_server_cfg sc = {s->cfg,	    secret,	 sizeof(secret) - 1, "127.0.0.1",
-				      0,	    s->addr_file, NULL};
+	struct coord_server_cfg sc = {.cfg = s->cfg, .secret = secret,
+				      .secret_len = sizeof(secret) - 1, .host = "127.0.0.1",
+				      .port = 0, .addr_file = s->addr_file};
 	s->rc = coord_server_run(&sc, s->err, sizeof(s->err));
 	return NULL;
 }
