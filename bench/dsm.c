@@ -217,8 +217,30 @@ static void *pp_thread(void *arg)
 	return NULL;
 }
 
+/* Protocol counters summed over the nodes (what a phase cost besides time). */
+static void stats_sum(struct dsm_stats *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; i < NN; i++) {
+		struct dsm_stats s;
+		dsm_stats(B[i].dsm, &s);
+		sum->req_sent += s.req_sent;
+		sum->req_retx += s.req_retx;
+		sum->home_txns += s.home_txns;
+		sum->home_skipped += s.home_skipped;
+		sum->home_dup_req += s.home_dup_req;
+		sum->msg_retries += s.msg_retries;
+		sum->grants_dup += s.grants_dup;
+		sum->hold_waits += s.hold_waits;
+		sum->hold_expired += s.hold_expired;
+		sum->req_lost += s.req_lost;
+	}
+}
+
 static void bench_pingpong(int turns)
 {
+	struct dsm_stats s0, s1;
+	stats_sum(&s0);
 	uint64_t g = gpa_of(page_homed(0, 40), 0);
 	add(&B[0], g, 0 - load(&B[0], g)); /* start at 0 */
 	struct pp_arg a[2] = {{&B[0], g, 0, turns}, {&B[1], g, 1, turns}};
@@ -229,8 +251,22 @@ static void bench_pingpong(int turns)
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
 	double s = (double)(util_now_ns() - t0) / 1e9;
+	stats_sum(&s1);
 	printf("{\"bench\":\"pingpong\",\"turns\":%d,\"seconds\":%.3f,\"transfers_per_s\":%.0f,"
+	       "\"req_sent\":%llu,\"req_retx\":%llu,\"home_txns\":%llu,\"home_skipped\":%llu,"
+	       "\"home_dup_req\":%llu,\"msg_retries\":%llu,\"grants_dup\":%llu,"
+	       "\"hold_waits\":%llu,\"hold_expired\":%llu,\"req_lost\":%llu,"
 	       "\"ok\":%s}\n", 2 * turns, s, 2 * turns / s,
+	       (unsigned long long)(s1.req_sent - s0.req_sent),
+	       (unsigned long long)(s1.req_retx - s0.req_retx),
+	       (unsigned long long)(s1.home_txns - s0.home_txns),
+	       (unsigned long long)(s1.home_skipped - s0.home_skipped),
+	       (unsigned long long)(s1.home_dup_req - s0.home_dup_req),
+	       (unsigned long long)(s1.msg_retries - s0.msg_retries),
+	       (unsigned long long)(s1.grants_dup - s0.grants_dup),
+	       (unsigned long long)(s1.hold_waits - s0.hold_waits),
+	       (unsigned long long)(s1.hold_expired - s0.hold_expired),
+	       (unsigned long long)(s1.req_lost - s0.req_lost),
 	       load(&B[2], g) == (uint64_t)(2 * turns) ? "true" : "false");
 	fflush(stdout);
 }
@@ -277,11 +313,21 @@ static void bench_lowshare(int iters)
 int main(int argc, char **argv)
 {
 	int iters = 2000;
+	const char *only = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
 			iters = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
+			if (strcmp(only, "faults") && strcmp(only, "pingpong") &&
+			    strcmp(only, "lowshare")) {
+				fprintf(stderr, "bench_dsm: --only takes faults, pingpong or "
+						"lowshare, not '%s'\n", only);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--help")) {
-			printf("usage: bench_dsm [--iters N]\n");
+			printf("usage: bench_dsm [--iters N] [--only faults|pingpong|lowshare]\n"
+			       "  (--only: that part and the baselines; for investigating)\n");
 			return 0;
 		} else {
 			fprintf(stderr, "bench_dsm: unknown argument '%s' (try --help)\n", argv[i]);
@@ -299,10 +345,13 @@ int main(int argc, char **argv)
 	}
 	uint64_t *ns = calloc((size_t)iters, sizeof(*ns));
 	bench_baseline(iters, ns);
-	bench_faults(iters, ns);
+	if (!only || !strcmp(only, "faults"))
+		bench_faults(iters, ns);
 	bench_baseline(iters, ns); /* again: noise shows as a difference */
-	bench_pingpong(iters);
-	bench_lowshare(iters * 50);
+	if (!only || !strcmp(only, "pingpong"))
+		bench_pingpong(iters);
+	if (!only || !strcmp(only, "lowshare"))
+		bench_lowshare(iters * 50);
 	for (int i = 0; i < NN; i++)
 		dsm_stop(B[i].dsm);
 	for (int i = 0; i < NN; i++) {

@@ -119,6 +119,8 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 		d->cfg.msg_timeout_ns = 200000000ull;
 	if (!d->cfg.retx_ns)
 		d->cfg.retx_ns = 20000000ull;
+	if (!d->cfg.hold_ns)
+		d->cfg.hold_ns = 1000000ull;
 	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
 		d->cfg.block_pages = (d->npages + d->nnodes - 1) / d->nnodes;
 	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
@@ -314,6 +316,57 @@ bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j)
 	return done;
 }
 
+static struct dsm_pending *pending_of(struct dsm *d, uint64_t page)
+{
+	for (unsigned i = 0; i < DSM_PENDING_MAX; i++)
+		if (d->pending[i].want && d->pending[i].page == page)
+			return &d->pending[i];
+	return NULL;
+}
+
+void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state)
+{
+	struct dsm_pending *e = pending_of(d, page);
+
+	if (e && state_allows(state, e->want)) {
+		e->granted = true;
+		e->lost = false;
+	}
+}
+
+/*
+ * Why a hold: the waiter of a fresh grant needs a thread wake-up (tens of
+ * µs, ms on a loaded box) before its access runs, while the home may start
+ * the next transaction on the page — another node's fault, queued
+ * meanwhile — right after the grant's ACK.  Revoking at once made the
+ * waiter find the page gone and sleep until its retransmission timer
+ * (measured: ping-pong at one transfer per retx_ns).  Bounded, so a
+ * descheduled waiter delays others by at most hold_ns; runs on the agent or
+ * home worker only (never the progress thread), which may wait for local
+ * vCPUs anyway.
+ */
+void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade)
+{
+	struct dsm_pending *e = pending_of(d, page);
+
+	if (!e || !e->granted || (downgrade && !(e->want & DSM_W)))
+		return; /* nobody waits, or a reader keeps what it waits for */
+	DSM_INC(d, hold_waits);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + d->cfg.hold_ns;
+	ts.tv_sec += (time_t)(ns / 1000000000ull);
+	ts.tv_nsec = (long)(ns % 1000000000ull);
+	while (e->want && e->page == page && e->granted && !atomic_load(&d->stopping))
+		if (pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts))
+			break;
+	if (e->want && e->page == page && e->granted) {
+		DSM_INC(d, hold_expired);
+		e->granted = false;
+		e->lost = true;
+	}
+}
+
 /* d->lock held: installs a grant the handler handed to e, on this
  * (waiting) thread, and acknowledges it.  Returns with d->lock held. */
 static void take_grant(struct dsm *d, struct dsm_pending *e)
@@ -388,11 +441,19 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			if (state_allows(atomic_load(&d->state[page]), access))
 				break;
 		}
-		if (!e->grant)
+		if (!e->grant && !e->lost)
 			wait_a_little(d);
 		uint64_t now = util_now_ns();
-		if (now - e->sent_ns >= d->cfg.retx_ns) {
-			/* lost request, or granted and taken away again meanwhile */
+		if (e->lost) {
+			/* granted and taken away before we saw it: ask again now */
+			e->lost = false;
+			e->sent_ns = now;
+			if (access & DSM_W)
+				e->want = DSM_W;
+			DSM_INC(d, req_lost);
+			send = true;
+		} else if (now - e->sent_ns >= d->cfg.retx_ns) {
+			/* lost request (or a lost grant the hold did not see) */
 			e->sent_ns = now;
 			if (access & DSM_W)
 				e->want = DSM_W;
@@ -400,8 +461,15 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			send = true;
 		}
 	}
+	if (e->granted && rc == 0) {
+		/* seen: a revocation holding for us may go on */
+		e->granted = false;
+		pthread_cond_broadcast(&d->fault_cv);
+	}
 	if (--e->waiters == 0) {
 		e->want = 0;
+		e->granted = false;
+		e->lost = false;
 		if (e->grant) /* stopping, or a grant beyond what we needed */
 			dsm_queue_push(&d->agentq, e->grant);
 		e->grant = NULL;
@@ -476,7 +544,8 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(body_bytes) X(inv_recv) X(downgrade_recv) X(inv_stale) X(revoke_interrupts)   \
 	X(trace_notified) X(nosub_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
-	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)
+	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
+	X(hold_waits) X(hold_expired) X(req_lost)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

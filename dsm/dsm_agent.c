@@ -91,6 +91,8 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 	uint8_t st, nst;
 
 	pthread_mutex_lock(&d->lock);
+	if (newer(version, atomic_load(&d->version[page])))
+		dsm_hold_locked(d, page, downgrade); /* a fresh grant's waiter first */
 	if (!newer(version, atomic_load(&d->version[page]))) {
 		pthread_mutex_unlock(&d->lock);
 		DSM_INC(d, inv_stale);
@@ -180,6 +182,7 @@ static void install_end(struct dsm *d, uint64_t page, int slot, bool ok, uint8_t
 	if (ok && newer(version, atomic_load(&d->version[page]))) {
 		atomic_store_explicit(&d->version[page], version, memory_order_relaxed);
 		atomic_store_explicit(&d->state[page], state, memory_order_release);
+		dsm_pending_granted_locked(d, page, state);
 	}
 	d->claim_used[slot] = false;
 	pthread_cond_broadcast(&d->fault_cv);

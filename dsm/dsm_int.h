@@ -60,6 +60,13 @@ struct dsm_pending {
 	/* A grant with a body to pull, handed over by the GRANT handler for
 	 * one of the waiters to install on its own thread (no agent hop). */
 	struct dsm_job *grant;
+	/* A grant giving `want` was installed and no waiter has seen it yet:
+	 * a revocation of the page holds off (bounded, hold_ns) until one
+	 * has, so the faulting access runs before the page leaves again. */
+	bool granted;
+	/* The page was granted and revoked again before any waiter saw it
+	 * (the hold expired): resend the request now, not after retx_ns. */
+	bool lost;
 };
 
 struct dsm {
@@ -118,6 +125,11 @@ bool dsm_is_member(const struct dsm *d, int node);
 /* GRANT handler: hands a body-carrying grant to a thread waiting for the
  * page (true) or returns false (nobody waits: the agent installs it). */
 bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j);
+/* d->lock held: a grant of `state` for page was just installed. */
+void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state);
+/* d->lock held: before page is revoked, wait (at most hold_ns) until a
+ * waiter saw the grant it is waiting for; marks the grant lost if none did. */
+void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade);
 
 /* queues (dsm_agent.c) */
 void dsm_queue_init(struct dsm_queue *q);

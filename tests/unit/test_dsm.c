@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "dsm/dsm.h"
 #include "proto/dsm.pb-c.h"
@@ -29,6 +30,7 @@
 #define NPAGES 64
 #define RAM (NPAGES * DSM_PAGE_SIZE)
 #define BASE 0x80000000ull
+#define HOLD_NS 100000000ull /* a fresh grant's hold: long, so tests see it */
 
 struct tnode {
 	int id;
@@ -87,7 +89,8 @@ static int cluster_open(void **state)
 		struct dsm_cfg dc = {.tp = N[i].tp, .node_id = i, .nodes = ids, .nnodes = NN,
 				     .ram = N[i].ram, .ram_base = BASE, .ram_size = RAM,
 				     .ops = &t_ops, .ops_arg = &N[i],
-				     .msg_timeout_ns = 10000000ull, .retx_ns = 5000000ull};
+				     .msg_timeout_ns = 10000000ull, .retx_ns = 5000000ull,
+				     .hold_ns = HOLD_NS};
 		if (dsm_create(&dc, &N[i].dsm) || dsm_start(N[i].dsm) || tp_start(N[i].tp))
 			return -1;
 	}
@@ -520,6 +523,110 @@ static void sparse_64g(void **state)
 	munmap(ram, size);
 }
 
+/*
+ * Grant hold: node 1 upgrades page P while node 2 wants it too.  The
+ * faulting thread sits in its idle callback while its grant is installed
+ * (body-less upgrade, on the progress thread) and node 2's write starts.
+ * hold_until_seen: the revocation waits until the waiter saw the page;
+ * !hold_until_seen: the waiter stays away past hold_ns, the page goes,
+ * and the waiter asks again at once (req_lost), not after retx_ns.
+ */
+struct hold_arg {
+	uint64_t gpa;
+	bool stay_away;            /* idle returns only after node 2's write */
+	bool started, seen_held;   /* node 2 started; state still M while held */
+	pthread_t writer;
+	_Atomic bool written;
+	uint64_t holds0;           /* node 1's hold_waits before */
+};
+
+static void *hold_writer(void *arg)
+{
+	struct hold_arg *h = arg;
+	uint64_t v = 2;
+	assert_int_equal(dsm_write(N[2].dsm, h->gpa, &v, sizeof(v)), 0);
+	atomic_store(&h->written, true);
+	return NULL;
+}
+
+static bool wait_for(bool (*cond)(struct hold_arg *), struct hold_arg *h)
+{
+	for (int i = 0; i < 50000 && !cond(h); i++) /* <= ~5 s */
+		usleep(100);
+	return cond(h);
+}
+
+static bool is_modified_at_1(struct hold_arg *h)
+{
+	enum dsm_state st;
+	return dsm_page_state(N[1].dsm, h->gpa, &st, NULL) == 0 && st == DSM_MODIFIED;
+}
+
+static bool held_at_1(struct hold_arg *h)
+{
+	struct dsm_stats s;
+	dsm_stats(N[1].dsm, &s);
+	return s.hold_waits > h->holds0;
+}
+
+static bool written(struct hold_arg *h)
+{
+	return atomic_load(&h->written);
+}
+
+static void hold_idle(void *arg)
+{
+	struct hold_arg *h = arg;
+	if (h->started)
+		return;
+	assert_true(wait_for(is_modified_at_1, h)); /* granted; not seen yet */
+	h->started = true;
+	pthread_create(&h->writer, NULL, hold_writer, h);
+	if (h->stay_away) {
+		assert_true(wait_for(written, h)); /* the hold expired */
+		return;
+	}
+	assert_true(wait_for(held_at_1, h));
+	h->seen_held = is_modified_at_1(h); /* revocation waits for us */
+}
+
+static void grant_hold_case(bool stay_away, int page)
+{
+	struct hold_arg h = {.gpa = gpa_of(page, 0), .stay_away = stay_away};
+	struct dsm_waiter w = {hold_idle, &h};
+	struct dsm_stats b1, a1;
+	uint64_t v;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, h.gpa), 0);
+	assert_int_equal(dsm_read(N[1].dsm, h.gpa, &v, sizeof(v)), 0); /* S at node 1 */
+	dsm_stats(N[1].dsm, &b1);
+	h.holds0 = b1.hold_waits;
+	/* the request reaches the home late: the waiter is in its idle
+	 * callback by the time the grant is installed */
+	struct tp_fault slow = {.delay_ns = 20000000}, none = {0};
+	assert_int_equal(tp_fault_set(N[1].tp, 0, &slow), 0);
+	assert_int_equal(dsm_fault(N[1].dsm, h.gpa, DSM_W, &w), 0);
+	assert_int_equal(tp_fault_set(N[1].tp, 0, &none), 0);
+	assert_true(h.started);
+	pthread_join(h.writer, NULL);
+	dsm_stats(N[1].dsm, &a1);
+	assert_int_equal(t_load(&N[0], h.gpa), 2);
+	if (stay_away) {
+		assert_true(a1.hold_expired > b1.hold_expired);
+		assert_true(a1.req_lost > b1.req_lost);
+	} else {
+		assert_true(h.seen_held);
+		assert_true(a1.hold_waits > b1.hold_waits);
+		assert_int_equal(a1.hold_expired, b1.hold_expired);
+	}
+}
+
+static void grant_hold(void **state)
+{
+	grant_hold_case(false, 51);
+	grant_hold_case(true, 54);
+}
+
 /* Hot pages at the home: transactions and ownership moves per page, top-n
  * by requests, only this node's home pages, and in the stats JSON. */
 static void hot_pages(void **state)
@@ -587,6 +694,7 @@ int main(void)
 		cmocka_unit_test(under_faults),
 		cmocka_unit_test(bad_messages),
 		cmocka_unit_test(hot_pages),
+		cmocka_unit_test(grant_hold),
 		cmocka_unit_test(sparse_64g),
 	};
 	util_log_set_level(getenv("DSM_TEST_DEBUG") ? LOG_LEVEL_DBG : LOG_LEVEL_ERR);
