@@ -3,6 +3,7 @@
 #
 #   cluster.sh [-t TAG] up N [--net-only]   build it (and start coordinator + nodes)
 #   cluster.sh [-t TAG] down                 remove everything (idempotent)
+#   cluster.sh [-t TAG] start                start coordinator + nodes again (net up, none running)
 #   cluster.sh [-t TAG] exec H CMD [ARG...]  run CMD in host H's namespace
 #   cluster.sh [-t TAG] status [--json]      spanvm status (final status once it stopped)
 #   cluster.sh [-t TAG] info                 state dir, hosts, addresses, pids
@@ -39,7 +40,7 @@ STATE_ROOT=/run/spanvm-netns
 COORD_PORT=7400
 
 usage() {
-	sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 die() { echo "cluster.sh: $*" >&2; exit 1; }
@@ -162,15 +163,39 @@ cmd_up() {
 	log "$((N + 1)) namespaces up: $(ns 0) (coordinator $(addr 0)), nodes $(ns 1)..$(ns "$N")"
 	[ "$net_only" -eq 1 ] && return 0
 	start_procs "$N" "$D"
+	wait_running "$N" "$D"
+}
+
+wait_running() { # N dir
 	t0=$(ms)
-	until [ "$(running_count "$D")" -eq "$N" ]; do
+	until [ "$(running_count "$2")" -eq "$1" ]; do
 		if [ $(($(ms) - t0)) -gt 30000 ]; then
-			for f in "$D"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
-			die "the cluster did not reach 'running' on all $N nodes within 30 s"
+			for f in "$2"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done
+			die "the cluster did not reach 'running' on all $1 nodes within 30 s"
 		fi
 		sleep 0.2
 	done
-	log "all $N nodes running ($(($(ms) - t0)) ms)"
+	log "all $1 nodes running ($(($(ms) - t0)) ms)"
+}
+
+# A new coordinator and nodes on a network that is up (after `up N
+# --net-only`, or once the previous VM stopped): the soak runs one VM after
+# another on the same hosts while its cut schedule goes on.  The previous
+# run's logs, dumps and status are removed.
+cmd_start() {
+	need_root
+	D=$(state)
+	[ -f "$D/hosts" ] || die "cluster '$TAG' is not up; run: $0 -t $TAG up N --net-only"
+	N=$(cat "$D/hosts")
+	for h in $(seq 0 "$N"); do
+		[ -z "$(pids_in "$(ns "$h")")" ] || die "processes still run in $(ns "$h"); stop them first"
+	done
+	for b in spanvm spanvm-coord spanvm-node; do
+		[ -x "$BIN/$b" ] || die "$BIN/$b not found: build first or set SPANVM_BIN"
+	done
+	rm -f "$D"/*.log "$D"/dsm-*.txt "$D"/dsm-*.json "$D/final-status.pb" "$D/pids"
+	start_procs "$N" "$D"
+	wait_running "$N" "$D"
 }
 
 pids_in() { ip netns pids "$1" 2>/dev/null; }
@@ -263,6 +288,7 @@ up) cmd_up "$@" ;;
 down) cmd_down ;;
 exec) cmd_exec "$@" ;;
 status) cmd_status "$@" ;;
+start) cmd_start ;;
 info) cmd_info ;;
 gc) cmd_gc ;;
 --help | help) usage ;;
