@@ -13,6 +13,7 @@
  * them (a negative control for guests that need them).
  *
  *   test_multinode_dsm GUEST.elf HARTS [--faults] [--timeout S] [--stats-file F]
+ *     [--audit-dir D]  (D/dsm-audit-node-N.txt: the final DSM state, dsm_audit_write)
  *                      [--place LIST] [--expect-trace] [--no-trace]
  */
 #include <errno.h>
@@ -202,14 +203,15 @@ static void write_stats(FILE *f, bool faults)
 
 int main(int argc, char **argv)
 {
-	const char *stats_file = NULL;
+	const char *stats_file = NULL, *audit_dir = NULL;
 	bool faults = false, expect_trace = false;
 	double timeout_s = 120;
 	char err[256];
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: test_multinode_dsm GUEST.elf HARTS [--faults] "
-				"[--timeout S] [--stats-file F] [--place LIST] [--expect-trace] [--no-trace]\n");
+				"[--timeout S] [--stats-file F] [--place LIST] [--expect-trace] [--no-trace] "
+				"[--audit-dir D]\n");
 		return 2;
 	}
 	unsigned nharts = (unsigned)atoi(argv[2]);
@@ -227,6 +229,8 @@ int main(int argc, char **argv)
 			timeout_s = atof(argv[++i]);
 		else if (!strcmp(argv[i], "--stats-file") && i + 1 < argc)
 			stats_file = argv[++i];
+		else if (!strcmp(argv[i], "--audit-dir") && i + 1 < argc)
+			audit_dir = argv[++i];
 		else {
 			fprintf(stderr, "test_multinode_dsm: unknown argument '%s'\n", argv[i]);
 			return 2;
@@ -277,6 +281,15 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (int i = 0; i < NN; i++)
 		vmd_stop(N[i].vmd);
+	for (int i = 0; i < NN && audit_dir; i++) { /* every node stopped: the final state */
+		char path[600];
+		snprintf(path, sizeof(path), "%s/dsm-audit-node-%d.txt", audit_dir, i);
+		FILE *af = fopen(path, "w");
+		if (!af || dsm_audit_write(vmd_dsm(N[i].vmd), af) || fclose(af)) {
+			fprintf(stderr, "test_multinode_dsm: cannot write %s\n", path);
+			code = code ? code : 1;
+		}
+	}
 	FILE *sf = stats_file ? fopen(stats_file, "w") : stderr;
 	if (sf) {
 		write_stats(sf, faults);
