@@ -212,7 +212,9 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
  * dsm_audit_lost: the pages this node is home of whose every valid copy
  * is on a node in `failed` (bitmap of node ids): their content is gone.
  * Up to max guest-physical addresses in gpas, *n = how many in all.
- * Pages homed on a failed node are not covered (their directory is gone).
+ * Pages homed on a failed node are not covered (their directory is gone);
+ * a zero page read only by failed nodes is listed (its first reader is
+ * recorded as its owner, like a writer).
  * Any thread; exact once the home worker can no longer change those
  * entries (every transaction on them needs the failed node's answer).
  */

@@ -16,6 +16,15 @@ add_test(NAME unit.deploy_audit_check
   COMMAND sh ${deploy_dir}/deploy_audit_check.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(unit.deploy_audit_check PROPERTIES LABELS "unit" TIMEOUT 60)
 
+# The audit dump and lost-page list of three real dsm instances.
+if(TARGET spanvm_dsm)
+  add_executable(test_dsm_audit ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dsm_audit.c)
+  target_link_libraries(test_dsm_audit spanvm_dsm PkgConfig::CMOCKA)
+  add_test(NAME unit.dsm_audit
+    COMMAND test_dsm_audit ${CMAKE_SOURCE_DIR}/deploy/netns/dsm-audit-check)
+  set_tests_properties(unit.dsm_audit PROPERTIES LABELS "unit" TIMEOUT 60)
+endif()
+
 if(TARGET spanvm AND TARGET spanvm-node AND TARGET spanvm-coord)
   add_test(NAME integration.deploy_bad_input
     COMMAND sh ${deploy_dir}/deploy_bad_input.sh ${CMAKE_SOURCE_DIR} ${SPANVM_BIN_DIR})
