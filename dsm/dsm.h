@@ -224,5 +224,10 @@ int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, s
  * `failed` (the page may be lost: the directory lags until it ends), else
  * 0; -EINVAL. */
 int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa);
+/* Waits until nothing is in flight here (as busy= in the dump) for 50 ms
+ * in a row, up to timeout_ms: call on every node after the users went idle
+ * and before any node stops its DSM, so the dumps are one final state.
+ * 0, -ETIMEDOUT (still busy), -EINVAL. */
+int dsm_audit_settle(struct dsm *d, unsigned timeout_ms);
 
 #endif

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "dsm/dsm_int.h"
 
@@ -143,4 +144,27 @@ int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa)
 	}
 	pthread_mutex_unlock(&d->ack_mu);
 	return rc;
+}
+
+int dsm_audit_settle(struct dsm *d, unsigned timeout_ms)
+{
+	uint64_t deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	unsigned quiet = 0;
+	char why[256];
+
+	if (!d)
+		return -EINVAL;
+	/* idle for a few polls in a row: a home between two messages of one
+	 * transaction looks idle for an instant */
+	while (quiet < 5) {
+		dsm_busy(d, why, sizeof(why));
+		quiet = why[0] ? 0 : quiet + 1;
+		if (quiet < 5 && util_now_ns() > deadline) {
+			LOG_WARN(DSM_SUBSYS, "still busy after %u ms (%s): the audit dump will say so",
+				 timeout_ms, why);
+			return -ETIMEDOUT;
+		}
+		usleep(10000);
+	}
+	return 0;
 }

@@ -283,6 +283,9 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 		LOG_INFO("node", "stop: %s", m->stop->reason);
 		if (a->failed)
 			lost_pages(node_vm_dsm(a->vm), a->failed, &ack);
+		else if (node_vm_dsm(a->vm)) /* nodes stop one by one: let transactions
+					      * with the others end first (audit dump) */
+			dsm_audit_settle(node_vm_dsm(a->vm), 2000);
 		r.body_case = CTL_MSG__BODY_STOP_ACK;
 		r.stop_ack = &ack;
 		node_ctl_send(a->ctl, &r);

@@ -25,10 +25,12 @@ need_netns() { # skip (77) with the reason when namespaces cannot be made here
 
 # unit_cmd UNITFILE INSTANCE ETC CRED: the unit's ExecStart= line exactly as
 # written, with the install paths substituted (/usr/local/bin -> $B,
-# /etc/spanvm -> ETC, %i -> INSTANCE, ${CREDENTIALS_DIRECTORY} -> CRED,
-# the directory systemd's LoadCredential= would make).
+# /etc/spanvm -> ETC, /run/spanvm-coord (RuntimeDirectory=) -> ETC,
+# %i -> INSTANCE, ${CREDENTIALS_DIRECTORY} -> CRED, the directory systemd's
+# LoadCredential= would make).
 unit_cmd() {
 	sed -n 's/^ExecStart=//p' "$1" | sed -e "s#/usr/local/bin/#$B/#g" -e "s#/etc/spanvm/#$3/#g" \
+		-e "s#/run/spanvm-coord/#$3/#g" \
 		-e "s#%i#$2#g" -e "s#\${CREDENTIALS_DIRECTORY}#$4#g"
 }
 # unit_envfiles UNITFILE INSTANCE ETC: the EnvironmentFile= paths (substituted),

@@ -81,6 +81,12 @@ for i in 1 2 3; do
 	wait "$p"; rc=$?
 	[ "$rc" -eq 0 ] || fail "spanvm-node@$i (unit) exited $rc after an orderly stop"
 done
+# the unit's status file (RuntimeDirectory, kept after exit): final status
+"$B/spanvm" status --json --status-file "$ETC/status.pb" >"$T/final.json" 2>"$T/final.err"
+rc=$?
+[ "$rc" -eq 3 ] || { cat "$T/final.json" "$T/final.err" >&2; fail "status from the unit's status file: exit $rc, want 3"; }
+grep -q '"phase": "stopped"' "$T/final.json" && grep -q '"final": true' "$T/final.json" ||
+	{ cat "$T/final.json" >&2; fail "the unit's status file is not the final, stopped status"; }
 "$CL" down 2>/dev/null || fail "cluster.sh down"
 ip netns list | grep -q "spanvm-$TAG-" && fail "namespaces left after down"
 echo "systemd unit ExecStart lines work in the namespace cluster"

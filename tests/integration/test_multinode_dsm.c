@@ -279,6 +279,8 @@ int main(int argc, char **argv)
 	int code = exit_code;
 	pthread_mutex_unlock(&mu);
 	fflush(stdout);
+	for (int i = 0; i < NN && audit_dir; i++) /* transactions in flight end first */
+		dsm_audit_settle(vmd_dsm(N[i].vmd), 2000);
 	for (int i = 0; i < NN; i++)
 		vmd_stop(N[i].vmd);
 	for (int i = 0; i < NN && audit_dir; i++) { /* every node stopped: the final state */

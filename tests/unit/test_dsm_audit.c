@@ -146,6 +146,8 @@ static void final_state(void **state)
 	assert_int_equal(st, DSM_MODIFIED);
 	assert_int_equal(dsm_page_state(N[2].dsm, gpa(2), &st, &v2), 0);
 	assert_int_equal(st, DSM_SHARED);
+	for (int i = 0; i < NN; i++) /* nothing in flight once the copies are done */
+		assert_int_equal(dsm_audit_settle(N[i].dsm, 2000), 0);
 	for (int i = 0; i < NN; i++)
 		dsm_stop(N[i].dsm);
 	for (int i = 0; i < NN; i++) {
