@@ -470,6 +470,89 @@ static void killed_node_fails_and_stops_cluster(void **state)
 	teardown_fake(f);
 }
 
+static void stop_ack_lost(struct fake *f, int conn, uint64_t *lost, size_t n, uint64_t total,
+			  uint64_t *unc, size_t nunc)
+{
+	CtlStopAck sa = CTL_STOP_ACK__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	sa.lost_pages = lost;
+	sa.n_lost_pages = n;
+	sa.lost_total = total;
+	sa.uncertain_pages = unc;
+	sa.n_uncertain_pages = nunc;
+	m.body_case = CTL_MSG__BODY_STOP_ACK;
+	m.stop_ack = &sa;
+	msg_in(f, conn, &m);
+}
+
+static CtlStatusReply *final_status(struct fake *f)
+{
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(coord_status_pack(f->c, true, f->now, &buf, &len), 0);
+	CtlStatusReply *st = ctl_status_reply__unpack(NULL, len, buf);
+	free(buf);
+	assert_non_null(st);
+	return st;
+}
+
+/* After a failure the survivors' StopAcks name the lost pages; the final
+ * status (what spanvm-coord --status-file keeps) carries them. */
+static void failure_stop_collects_lost_pages(void **state)
+{
+	struct fake *f = setup("stop");
+	uint64_t l2[] = {0x80001000, 0x80004000}, l1[] = {0x80009000}, u1[] = {0x8000a000};
+	int code = -1;
+
+	bring_up(f);
+	coord_on_close(f->c, 13, f->now); /* node 3 dies */
+	expect_body(f, 11, CTL_MSG__BODY_NODE_FAILED);
+	expect_body(f, 12, CTL_MSG__BODY_NODE_FAILED);
+	expect_body(f, 12, CTL_MSG__BODY_STOP);
+	stop_ack_lost(f, 12, l2, 2, 2, NULL, 0);
+	expect_body(f, 11, CTL_MSG__BODY_STOP);
+	stop_ack_lost(f, 11, l1, 1, 5, u1, 1); /* 5 lost, only 1 listed */
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 1);
+	CtlStatusReply *st = final_status(f);
+	assert_true(st->final);
+	assert_true(st->final_unix_ms > 0);
+	assert_int_equal(st->phase, CTL_PHASE__CTL_PHASE_STOPPED);
+	assert_int_equal(st->lost_reports, 2);
+	assert_int_equal(st->lost_total, 7);
+	assert_int_equal(st->n_lost_pages, 3);
+	assert_int_equal(st->lost_pages[0], 0x80001000);
+	assert_int_equal(st->lost_pages[1], 0x80004000);
+	assert_int_equal(st->lost_pages[2], 0x80009000);
+	assert_int_equal(st->n_uncertain_pages, 1);
+	assert_int_equal(st->uncertain_pages[0], 0x8000a000);
+	assert_int_equal(st->nodes[2]->state, CTL_NODE_STATE__CTL_STATE_FAILED);
+	ctl_status_reply__free_unpacked(st, NULL);
+	teardown_fake(f);
+}
+
+/* Without a failure a StopAck's page lists are ignored (nothing was lost). */
+static void orderly_stop_reports_no_lost_pages(void **state)
+{
+	struct fake *f = setup("stop");
+	uint64_t bogus[] = {0x80001000};
+
+	bring_up(f);
+	coord_stop(f->c, "test", f->now);
+	for (int id = 3; id >= 1; id--) {
+		expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
+		stop_ack_lost(f, 10 + id, bogus, 1, 1, NULL, 0);
+	}
+	CtlStatusReply *st = final_status(f);
+	assert_int_equal(st->lost_reports, 0);
+	assert_int_equal(st->n_lost_pages, 0);
+	assert_int_equal(st->lost_total, 0);
+	ctl_status_reply__free_unpacked(st, NULL);
+	teardown_fake(f);
+}
+
 static void status_lists_every_node(void **state)
 {
 	struct fake *f = setup("stop");
@@ -551,6 +634,8 @@ int main(void)
 		cmocka_unit_test(status_lists_every_node),
 		cmocka_unit_test(protocol_violations_close_the_connection),
 		cmocka_unit_test(join_timeout_stops_with_failure),
+		cmocka_unit_test(failure_stop_collects_lost_pages),
+		cmocka_unit_test(orderly_stop_reports_no_lost_pages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
