@@ -12,6 +12,13 @@ static bool in(uint64_t gpa, uint64_t base, uint64_t size)
 	return gpa >= base && gpa - base < size;
 }
 
+bool dev_bus_is_mmio(const struct vm *vm, uint64_t gpa)
+{
+	(void)vm;
+	return in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE) || in(gpa, VIRT_PLIC_BASE, VIRT_PLIC_SIZE) ||
+	       (gpa >> 12) == (VIRT_UART_BASE >> 12) || (gpa >> 12) == (VM_FINISHER_BASE >> 12);
+}
+
 static int bus_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 			struct cpu_page *out)
 {
@@ -24,8 +31,7 @@ static int bus_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 		out->mmio = false;
 		return 0;
 	}
-	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE) || in(gpa, VIRT_PLIC_BASE, VIRT_PLIC_SIZE) ||
-	    (gpa >> 12) == (VIRT_UART_BASE >> 12) || (gpa >> 12) == (VM_FINISHER_BASE >> 12)) {
+	if (dev_bus_is_mmio(vm, gpa)) {
 		out->host = NULL;
 		out->perms = CPU_PERM_R | CPU_PERM_W;
 		out->mmio = true;
@@ -34,11 +40,9 @@ static int bus_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 	return -EFAULT;
 }
 
-static int bus_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
+int dev_bus_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *val)
 {
-	struct vm *vm = opaque;
 	int rc = 0;
-	(void)hart;
 	*val = 0;
 	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE))
 		return vm_clint_read(vm, gpa - VM_CLINT_BASE, size, val);
@@ -51,21 +55,19 @@ static int bus_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_
 	return rc;
 }
 
-static int bus_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+int dev_bus_write(struct vm *vm, uint64_t gpa, unsigned size, uint64_t val)
 {
-	struct vm *vm = opaque;
 	int rc = 0;
-	(void)hart;
 	if (in(gpa, VM_CLINT_BASE, VM_CLINT_SIZE))
 		return vm_clint_write(vm, gpa - VM_CLINT_BASE, size, val);
 	if (gpa == VM_FINISHER_BASE && size >= 4) {
 		uint32_t v = (uint32_t)val;
 		if ((v & 0xffff) == 0x5555)
-			vm_finish(vm, 0);
+			virt_end(vm, 0);
 		else if ((v & 0xffff) == 0x3333)
-			vm_finish(vm, (int)(v >> 16));
+			virt_end(vm, (int)(v >> 16));
 		else if ((v & 0xffff) == 0x7777)
-			vm_finish(vm, VIRT_EXIT_RESET);
+			virt_end(vm, VIRT_EXIT_RESET);
 		return 0;
 	}
 	pthread_mutex_lock(&vm->lock);
@@ -75,6 +77,18 @@ static int bus_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64
 		rc = dev_uart_write(vm, gpa - VIRT_UART_BASE, size, val);
 	pthread_mutex_unlock(&vm->lock);
 	return rc;
+}
+
+static int bus_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
+{
+	(void)hart;
+	return dev_bus_read(opaque, gpa, size, val);
+}
+
+static int bus_write(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t val)
+{
+	(void)hart;
+	return dev_bus_write(opaque, gpa, size, val);
 }
 
 const struct cpu_mem_ops virt_mem_ops = {

@@ -5,6 +5,8 @@
  * (MEIP), 2h+1 its S-mode (SEIP), matching interrupts-extended in the DTB.
  * Sources are level-triggered: a source is pending while its line is high
  * and it is not claimed; complete re-arms it.  Under vm->lock.
+ * In a multi-node run the PLIC lives on the console node; a context of a
+ * hart elsewhere drives that hart's line with messages (vml_remote_irq).
  */
 #include <errno.h>
 
@@ -39,7 +41,11 @@ static void update(struct vm *vm)
 		bool on = best(p, ctx) != 0;
 		if (on != p->out[ctx]) {
 			p->out[ctx] = on;
-			cpu_set_irq(vm->harts[ctx / 2].cpu, (ctx & 1) ? CPU_IRQ_SEI : CPU_IRQ_MEI, on);
+			unsigned irq = (ctx & 1) ? CPU_IRQ_SEI : CPU_IRQ_MEI;
+			if (vm->harts[ctx / 2].cpu)
+				cpu_set_irq(vm->harts[ctx / 2].cpu, irq, on);
+			else /* hart of another node: a "set level" message */
+				vml_remote_irq(vm->virt->mn, ctx / 2, irq, on);
 		}
 	}
 }

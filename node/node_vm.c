@@ -26,10 +26,12 @@
 #include "node/node.h"
 #include "node/vm_dsm_int.h"
 #include "node/vm_int.h"
+#include "node/virt_int.h"
 #include "transport/tp.h"
 
 struct node_vm {
 	struct vmd *vmd;
+	struct vml *machine;         /* vm.kernel: the Linux machine (vm_dsm_linux.c) */
 	int node_id;
 	pthread_mutex_t mu;        /* console line; stopping vs vmd_start */
 	char line[256];
@@ -109,10 +111,13 @@ static int load_barrier(struct node_vm *vm, uint64_t ram_len, bool loader)
 	struct dsm *d = vmd_dsm(vm->vmd);
 	uint64_t at = VM_RAM_BASE + ram_len - 4096;
 	char buf[sizeof(LOADED_MAGIC)];
+	/* a Linux Image and initrd are megabytes through the DSM: minutes on a
+	 * loaded host (the coordinator stops us if the loader dies) */
+	int tries = vm->machine ? 6000 : 600;
 
 	if (loader)
 		return dsm_write(d, at, LOADED_MAGIC, sizeof(LOADED_MAGIC));
-	for (int i = 0; i < 600; i++) {
+	for (int i = 0; i < tries; i++) {
 		int rc = dsm_read(d, at, buf, sizeof(buf));
 		if (rc)
 			return rc;
@@ -167,7 +172,10 @@ static void *boot_main(void *arg)
 	int rc;
 
 	util_log_set_thread("boot");
-	rc = vmd_load_elf(vm->vmd, vm->img, vm->img_len, vm->loader, err, sizeof(err));
+	if (vm->machine)
+		rc = vml_load(vm->machine, vmd_dsm(vm->vmd), err, sizeof(err));
+	else
+		rc = vmd_load_elf(vm->vmd, vm->img, vm->img_len, vm->loader, err, sizeof(err));
 	free(vm->img);
 	vm->img = NULL;
 	if (rc == 0 && (rc = load_barrier(vm, vm->ram_len, vm->loader)))
@@ -175,6 +183,8 @@ static void *boot_main(void *arg)
 			 vm->loader_id, strerror(-rc));
 	pthread_mutex_lock(&vm->mu);
 	bool stopping = vm->stopping;
+	if (rc == 0 && !stopping && vm->machine && (rc = vml_start(vm->machine)))
+		snprintf(err, sizeof(err), "cannot start the devices: %s", strerror(-rc));
 	if (rc == 0 && !stopping && (rc = vmd_start(vm->vmd)))
 		snprintf(err, sizeof(err), "cannot start the harts: %s", strerror(-rc));
 	pthread_mutex_unlock(&vm->mu);
@@ -185,6 +195,46 @@ static void *boot_main(void *arg)
 		LOG_INFO("node", "running the harts of %s over the DSM", vm->path);
 	}
 	return NULL;
+}
+
+/* mtime 0 as this host's util_now_ns(): the coordinator's clock exchange
+ * (coordinator/coord_clock.c) sets it before Start; 0 = this host's clock. */
+static uint64_t node_vm_clock_zero_ns;
+
+void node_vm_set_mtime_zero(uint64_t zero_ns)
+{
+	node_vm_clock_zero_ns = zero_ns;
+}
+
+/* vm.kernel: every node builds the same boot plan (the files must be
+ * readable on every host); the first configured node is the console node
+ * (UART, PLIC) and the loader. */
+static int linux_create(struct node_vm *vm, const struct config *cfg,
+			const struct config_node *me, struct tp *tp, uint8_t *ram, size_t ram_len)
+{
+	int hart_node[VM_MAX_HARTS];
+	char err[512];
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
+		hart_node[k] = -1;
+	for (uint32_t i = 0; i < cfg->nnodes; i++)
+		for (uint32_t j = 0; j < cfg->nodes[i].nvcpus; j++)
+			if (cfg->nodes[i].vcpus[j] < VM_MAX_HARTS)
+				hart_node[cfg->nodes[i].vcpus[j]] = (int)cfg->nodes[i].id;
+	for (unsigned k = 0; k < cfg->nvcpus; k++)
+		if (k >= VM_MAX_HARTS || hart_node[k] < 0) {
+			LOG_ERR("node", "guest %s: hart %u is placed on no node (nodes[].vcpus)",
+				cfg->kernel, k);
+			return -EINVAL;
+		}
+	struct vml_cfg lc = {.tp = tp, .node_id = (int)me->id, .console_node = (int)cfg->nodes[0].id,
+			     .hart_node = hart_node, .harts = cfg->nvcpus, .ram = ram,
+			     .ram_size = ram_len, .kernel = cfg->kernel, .initrd = cfg->initrd,
+			     .cmdline = cfg->cmdline, .zero_ns = node_vm_clock_zero_ns,
+			     .on_exit = vm_exit, .cb_arg = vm};
+	int rc = vml_create(&lc, &vm->machine, err, sizeof(err));
+	if (rc)
+		LOG_ERR("node", "guest %s: %s", cfg->kernel, err);
+	return rc;
 }
 
 int node_vm_start(const struct config *cfg, const struct config_node *me, struct tp *tp,
@@ -217,7 +267,12 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	vm->ram_len = ram_len;
 	snprintf(vm->path, sizeof(vm->path), "%s", img_path);
 	char why[200];
-	if ((rc = vm_read_file(img_path, &vm->img, &vm->img_len, why, sizeof(why)))) {
+	if (cfg->kernel && (rc = linux_create(vm, cfg, me, tp, ram, ram_len))) {
+		node_vm_stop(vm);
+		return rc;
+	}
+	if (!cfg->kernel &&
+	    (rc = vm_read_file(img_path, &vm->img, &vm->img_len, why, sizeof(why)))) {
 		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, why);
 		node_vm_stop(vm);
 		return rc;
@@ -228,7 +283,8 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	struct vmd_cfg vc = {.tp = tp, .node_id = (int)me->id, .nodes = nodes,
 			     .nnodes = npeers + 1, .ram = ram, .ram_size = ram_len,
 			     .harts = me->vcpus, .nharts = me->nvcpus,
-			     .block_pages = cfg->home_block_pages, .on_putc = vm_putc,
+			     .block_pages = cfg->home_block_pages, .machine = vm->machine,
+			     .on_putc = vm_putc,
 			     .on_exit = vm_exit, .cb_arg = vm};
 	if ((rc = dsm_policy_parse(cfg->home_policy, &vc.policy))) { /* config.c validated it */
 		LOG_ERR("node", "cluster.dsm.home_policy '%s' is unknown to the DSM", cfg->home_policy);
@@ -281,6 +337,7 @@ void node_vm_stop(struct node_vm *vm)
 		}
 	}
 	vmd_destroy(vm->vmd);
+	vml_destroy(vm->machine); /* after the cpus */
 	if (vm->exit_pipe[0] >= 0) {
 		close(vm->exit_pipe[0]);
 		close(vm->exit_pipe[1]);

@@ -8,7 +8,9 @@
  *   VIRT_EXIT_RESET), and the legacy console, timer, clear_ipi, shutdown.
  * Remote fences post work to the target harts with cpu_run_on and wait;
  * while waiting the caller runs work posted to itself (cpu_poll_work), so
- * two harts fencing each other at once cannot deadlock.
+ * two harts fencing each other at once cannot deadlock.  In a multi-node
+ * run a hart of another node has no cpu here: IPIs, fences and HSM calls
+ * for it go through vm_dsm_linux.c as messages to its node.
  */
 #include <errno.h>
 #include <time.h>
@@ -58,8 +60,10 @@ static long for_harts(struct vm *vm, unsigned long mask, unsigned long base,
 
 static void send_ipi(struct vm *vm, unsigned hart, void *arg)
 {
-	(void)arg;
-	cpu_set_irq(vm->harts[hart].cpu, CPU_IRQ_SSI, true);
+	if (vm->harts[hart].cpu)
+		cpu_set_irq(vm->harts[hart].cpu, CPU_IRQ_SSI, true);
+	else /* a hart of another node */
+		vml_remote_ipi(vm->virt->mn, arg, hart);
 }
 
 /* A remote fence in flight: targets count down, the caller waits. */
@@ -69,6 +73,7 @@ struct fence {
 	unsigned left;
 	bool tlb_only;
 	struct cpu *self;
+	uint64_t remote[VM_MAX_HARTS / 64]; /* targets on other nodes, done after the local ones */
 };
 
 static void fence_do(struct cpu *c, void *arg)
@@ -88,6 +93,10 @@ static void fence_post(struct vm *vm, unsigned hart, void *arg)
 {
 	struct fence *f = arg;
 	struct cpu *c = vm->harts[hart].cpu;
+	if (c == NULL) {
+		f->remote[hart / 64] |= 1ull << (hart % 64);
+		return;
+	}
 	pthread_mutex_lock(&f->lock);
 	f->left++;
 	pthread_mutex_unlock(&f->lock);
@@ -123,6 +132,14 @@ static long remote_fence(struct vm *vm, struct cpu *self, unsigned long mask, un
 	pthread_mutex_unlock(&f.lock);
 	pthread_mutex_destroy(&f.lock);
 	pthread_cond_destroy(&f.cond);
+	/* Other nodes' harts: one request each, answered once the flush ran
+	 * there; the wait keeps serving work posted to us. */
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
+		if ((f.remote[k / 64] >> (k % 64)) & 1) {
+			long e = vml_remote_fence(vm->virt->mn, self, k, tlb_only);
+			if (e && rc == SBI_OK)
+				rc = e;
+		}
 	__atomic_fetch_add(&vm->virt->st.rfences, 1, __ATOMIC_RELAXED);
 	return rc;
 }
@@ -141,7 +158,7 @@ static void system_reset(struct vm *vm, unsigned long type, unsigned long reason
 	LOG_INFO("sbi", "system reset: type %lu reason %lu: the VM ends with %d", type, reason,
 		 code);
 	vm->virt->exit_reason_code = code;
-	vm_finish(vm, code);
+	virt_end(vm, code);
 }
 
 static bool ext_present(unsigned long eid)
@@ -225,7 +242,7 @@ void sbi_call(void *arg, struct cpu *cpu)
 		break;
 	case EXT_IPI:
 		if (fid == 0) {
-			r.error = for_harts(vm, a[0], a[1], send_ipi, NULL);
+			r.error = for_harts(vm, a[0], a[1], send_ipi, cpu);
 			__atomic_fetch_add(&vm->virt->st.ipis, 1, __ATOMIC_RELAXED);
 		}
 		break;

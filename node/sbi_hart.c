@@ -58,8 +58,8 @@ void virt_hart_reset(struct vm *vm, struct vm_hart *h)
 	} else {
 		vm->virt->harts[h->id].hsm = HSM_STOPPED;
 	}
-	if ((unsigned)h->id == vm->cfg.harts - 1)
-		dev_console_input_start(vm); /* every hart exists now */
+	if ((unsigned)h->id == vm->cfg.harts - 1 && !vm->virt->mn)
+		dev_console_input_start(vm); /* every hart exists now (multi-node: vm_dsm_linux.c) */
 }
 
 void virt_hart_main(struct vm_hart *h)
@@ -88,11 +88,10 @@ void virt_hart_main(struct vm_hart *h)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-static long hart_start(struct vm_hart *h, unsigned long hartid, uint64_t addr, uint64_t opaque)
+long virt_hsm_start(struct vm *vm, unsigned hartid, uint64_t addr, uint64_t opaque)
 {
-	struct vm *vm = h->vm;
 	long rc = SBI_OK;
-	if (hartid >= vm->cfg.harts)
+	if (hartid >= vm->cfg.harts || vm->harts[hartid].cpu == NULL)
 		return SBI_ERR_INVALID_PARAM;
 	if (addr < VM_RAM_BASE || addr - VM_RAM_BASE >= vm->ram_size)
 		return SBI_ERR_INVALID_ADDRESS;
@@ -110,12 +109,41 @@ static long hart_start(struct vm_hart *h, unsigned long hartid, uint64_t addr, u
 	return rc;
 }
 
+long virt_hsm_status(struct vm *vm, unsigned hartid, unsigned long *value)
+{
+	if (hartid >= vm->cfg.harts || vm->harts[hartid].cpu == NULL)
+		return SBI_ERR_INVALID_PARAM;
+	pthread_mutex_lock(&vm->lock);
+	*value = vm->virt->harts[hartid].hsm;
+	pthread_mutex_unlock(&vm->lock);
+	return SBI_OK;
+}
+
+void virt_end(struct vm *vm, int code)
+{
+	if (vm->virt && vm->virt->mn)
+		vml_guest_exit(vm->virt->mn, code); /* the coordinator stops every node */
+	else
+		vm_finish(vm, code);
+}
+
+/* start and status of a hart of another node go there (vm_dsm_linux.c) */
+static bool remote(struct vm *vm, unsigned long hartid)
+{
+	return hartid < vm->cfg.harts && vm->harts[hartid].cpu == NULL && vm->virt->mn;
+}
+
 long sbi_hsm_call(struct vm_hart *h, unsigned long fid, const unsigned long *a,
 		  unsigned long *value)
 {
 	struct vm *vm = h->vm;
 	switch (fid) {
-	case 0: return hart_start(h, a[0], a[1], a[2]);
+	case 0:
+		if (remote(vm, a[0]))
+			return vml_remote_hsm(vm->virt->mn, h->cpu, fid, (unsigned)a[0], a[1], a[2],
+					      value);
+		return virt_hsm_start(vm, (unsigned)(a[0] < vm->cfg.harts ? a[0] : vm->cfg.harts),
+				      a[1], a[2]);
 	case 1: /* hart_stop: the thread parks once cpu_run returns */
 		pthread_mutex_lock(&vm->lock);
 		vm->virt->harts[h->id].hsm = HSM_STOP_PENDING;
@@ -123,12 +151,10 @@ long sbi_hsm_call(struct vm_hart *h, unsigned long fid, const unsigned long *a,
 		cpu_request_stop(h->cpu);
 		return SBI_OK;
 	case 2:
-		if (a[0] >= vm->cfg.harts)
-			return SBI_ERR_INVALID_PARAM;
-		pthread_mutex_lock(&vm->lock);
-		*value = vm->virt->harts[a[0]].hsm;
-		pthread_mutex_unlock(&vm->lock);
-		return SBI_OK;
+		if (remote(vm, a[0]))
+			return vml_remote_hsm(vm->virt->mn, h->cpu, fid, (unsigned)a[0], 0, 0, value);
+		return virt_hsm_status(vm, (unsigned)(a[0] < vm->cfg.harts ? a[0] : vm->cfg.harts),
+				       value);
 	}
 	return SBI_ERR_NOT_SUPPORTED; /* hart_suspend: Linux copes (no cpuidle) */
 }

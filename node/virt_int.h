@@ -127,6 +127,7 @@ struct virt {
 	bool input_running;      /* set/cleared by the thread that creates/joins it */
 	bool input_stop;         /* under vm->lock */
 	int exit_reason_code;  /* set with vm_finish; informational */
+	struct vml *mn;        /* multi-node run (vm_dsm_linux.c), else NULL; set before any hart */
 };
 
 extern const struct cpu_mem_ops virt_mem_ops;
@@ -157,6 +158,76 @@ int dev_uart_getc(struct vm *vm);
 /* dev_console.c: a thread feeding stdin to the UART until EOF or stop. */
 void dev_console_input_start(struct vm *vm);
 void dev_console_input_stop(struct vm *vm);
+
+/* Ends the VM (SRST, finisher): vm_finish, and in a multi-node run the
+ * whole cluster through the node's guest-exit path. */
+void virt_end(struct vm *vm, int code);
+/* HSM on a hart of THIS process (vm->harts[hart].cpu != NULL), for local
+ * callers and for requests from other nodes; SBI error codes. */
+long virt_hsm_start(struct vm *vm, unsigned hart, uint64_t addr, uint64_t opaque);
+long virt_hsm_status(struct vm *vm, unsigned hart, unsigned long *value);
+
+/* dev_bus.c: one MMIO access to this process's devices (vm->virt). */
+int dev_bus_read(struct vm *vm, uint64_t gpa, unsigned size, uint64_t *val);
+int dev_bus_write(struct vm *vm, uint64_t gpa, unsigned size, uint64_t val);
+bool dev_bus_is_mmio(const struct vm *vm, uint64_t gpa);
+
+/*
+ * Across nodes (vm_dsm_linux.c).  In a multi-node run every node has a struct
+ * vm whose harts[] covers all harts but only its own have a cpu; an
+ * operation on a hart whose cpu is NULL goes to that hart's node through
+ * these (request/reply with retransmission; fences complete there first).
+ * Called on vCPU threads without vm->lock, except vml_remote_irq, which
+ * only queues a message and may be called with it held.
+ */
+struct vml;
+void vml_remote_ipi(struct vml *m, struct cpu *self, unsigned hart);
+long vml_remote_fence(struct vml *m, struct cpu *self, unsigned hart, bool tlb_only);
+long vml_remote_hsm(struct vml *m, struct cpu *self, unsigned long fid, unsigned hart,
+		    uint64_t addr, uint64_t opaque, unsigned long *value);
+void vml_remote_irq(struct vml *m, unsigned hart, unsigned irq, bool level);
+void vml_guest_exit(struct vml *m, int code);
+
+/*
+ * One node's part of a multi-node Linux VM (vm_dsm_linux.c), used by
+ * vm_dsm.c: the node's struct vm (device and HSM state, CLINT timer for
+ * its harts, and on the console node the UART and the PLIC), the SBI hook
+ * of its harts, MMIO forwarding to the console node, and the node-to-node
+ * requests of the functions above (message types 128..130).
+ * Order: vml_create (boot_prepare: every node computes the same plan),
+ * vml_hart_cfg before and vml_hart_bind after each local cpu_create,
+ * vml_load (the console node writes Image, initrd and DTB through the
+ * DSM; others return at once), vml_start, one thread per local hart in
+ * vml_hart_main; vml_stop (harts leave), vml_destroy after the cpus.
+ */
+struct dsm;
+struct tp;
+struct vml_cfg {
+	struct tp *tp;
+	int node_id;
+	int console_node;            /* UART, PLIC, loader: the config's first node */
+	const int *hart_node;        /* node id of each hart of the VM, [harts] */
+	unsigned harts;              /* harts of the whole VM */
+	uint8_t *ram;                /* this node's copy of guest RAM (DSM-managed) */
+	uint64_t ram_size;
+	const char *kernel, *initrd, *cmdline; /* initrd/cmdline may be NULL */
+	uint64_t zero_ns;            /* util_now_ns() at mtime 0 (the same on every node) */
+	void (*on_exit)(void *arg, int code); /* guest exit (SRST, finisher), any thread */
+	void *cb_arg;
+};
+int vml_create(const struct vml_cfg *cfg, struct vml **out, char *err, size_t el);
+void vml_hart_cfg(struct vml *m, unsigned hart, struct cpu_cfg *cc);
+void vml_hart_bind(struct vml *m, unsigned hart, struct cpu *cpu);
+int vml_load(struct vml *m, struct dsm *d, char *err, size_t el);
+int vml_start(struct vml *m);
+void vml_hart_main(struct vml *m, unsigned hart);
+bool vml_is_mmio(const struct vml *m, uint64_t gpa);
+int vml_mmio_read(struct vml *m, unsigned hart, uint64_t gpa, unsigned size, uint64_t *val);
+int vml_mmio_write(struct vml *m, unsigned hart, uint64_t gpa, unsigned size, uint64_t val);
+void vml_stop(struct vml *m);
+void vml_destroy(struct vml *m);
+/* SBI/console/forwarding counters as member "linux" of a json_t object. */
+void vml_stats(struct vml *m, void *json_root);
 
 /* sbi_call.c: the cpu_cfg.sbi_call hook; arg is the struct vm_hart. */
 void sbi_call(void *arg, struct cpu *cpu);

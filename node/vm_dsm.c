@@ -33,6 +33,7 @@
 #include "cpu/cpu.h"
 #include "node/vm_dsm_int.h"
 #include "node/vm_int.h"
+#include "node/virt_int.h"
 #include "util/util.h"
 
 #define VMD_RECENT 8 /* page_gets remembered per hart (a walk does <= 4 before deriving) */
@@ -186,7 +187,8 @@ static int vmd_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 	struct vmd_hart *h = opaque;
 	if (gpa >= VM_RAM_BASE && gpa - VM_RAM_BASE < h->v->cfg.ram_size)
 		return ram_page_get(h, gpa, access, out);
-	if (gpa >= VM_CLINT_BASE && gpa < VM_CLINT_BASE + VM_CLINT_SIZE) {
+	if ((gpa >= VM_CLINT_BASE && gpa < VM_CLINT_BASE + VM_CLINT_SIZE) ||
+	    (h->v->cfg.machine && vml_is_mmio(h->v->cfg.machine, gpa))) {
 		out->host = NULL;
 		out->perms = CPU_PERM_R | CPU_PERM_W;
 		out->mmio = true;
@@ -197,7 +199,10 @@ static int vmd_page_get(void *opaque, int hart, uint64_t gpa, unsigned access,
 
 static int vmd_mmio_read(void *opaque, int hart, uint64_t gpa, unsigned size, uint64_t *val)
 {
+	struct vmd_hart *h = opaque;
 	uint64_t off = gpa - VM_CLINT_BASE;
+	if (h->v->cfg.machine) /* CLINT, PLIC, UART, finisher (vm_dsm_linux.c) */
+		return vml_mmio_read(h->v->cfg.machine, h->id, gpa, size, val);
 	*val = 0;
 	if (off >= 0xbff8 && off < 0xc000) {
 		uint64_t t = util_now_ns() / 100; /* one host clock for all local nodes */
@@ -210,6 +215,8 @@ static int vmd_mmio_write(void *opaque, int hart, uint64_t gpa, unsigned size, u
 {
 	struct vmd_hart *h = opaque;
 	uint64_t off = gpa - VM_CLINT_BASE;
+	if (h->v->cfg.machine)
+		return vml_mmio_write(h->v->cfg.machine, h->id, gpa, size, val);
 	if (off < 4 * VM_MAX_HARTS) { /* msip: local harts only (docs/dsm.md) */
 		for (unsigned i = 0; i < h->v->nharts; i++)
 			if (h->v->harts[i].id == off / 4)
@@ -362,6 +369,8 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 				     .obs = {obs_derived, obs_dropped, h}};
 		h->v = v;
 		h->id = cfg->harts[i];
+		if (cfg->machine)
+			vml_hart_cfg(cfg->machine, h->id, &cc); /* SBI hook, mtime offset */
 		if (v->trace) {
 			/* the trace glue wraps the memory interface and takes the
 			 * observer slot; ours chains to it */
@@ -379,6 +388,8 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 			return rc;
 		}
 		cpu_set_reg(h->cpu, 10, h->id); /* a0 = hartid */
+		if (cfg->machine)
+			vml_hart_bind(cfg->machine, h->id, h->cpu); /* boot hart or HSM-stopped */
 	}
 	/* Serving pages starts now: peers may need ours before we run. */
 	if ((rc = dsm_start(v->dsm))) {
@@ -424,7 +435,10 @@ static void *hart_main(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "hart%u", h->id);
 	util_log_set_thread(name);
-	cpu_run(h->cpu, 0);
+	if (h->v->cfg.machine)
+		vml_hart_main(h->v->cfg.machine, h->id); /* HSM: waits while stopped */
+	else
+		cpu_run(h->cpu, 0);
 	return NULL;
 }
 
@@ -443,6 +457,7 @@ void vmd_stop(struct vmd *v)
 {
 	if (!v)
 		return;
+	vml_stop(v->cfg.machine); /* before the stop requests: parked harts leave too */
 	for (unsigned i = 0; i < v->nharts; i++)
 		if (v->harts[i].cpu)
 			cpu_request_stop(v->harts[i].cpu);

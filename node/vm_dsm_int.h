@@ -27,6 +27,7 @@
 
 struct tp;
 struct vmd;
+struct vml;
 
 struct vmd_cfg {
 	struct tp *tp;               /* peers added; started before vmd_start */
@@ -43,6 +44,8 @@ struct vmd_cfg {
 	bool no_trace;               /* no write traces among local harts (vm_trace.c):
 				      * then a hart sees another local hart's code and
 				      * page-table stores only after fence.i/sfence.vma */
+	struct vml *machine;         /* a Linux guest (virt_int.h: SBI, devices, HSM across
+				      * nodes); NULL for bare-metal ELF guests (HTIF) */
 	/* HTIF console byte and guest exit; called on vCPU threads */
 	void (*on_putc)(void *arg, char ch);
 	void (*on_exit)(void *arg, int code);
@@ -89,6 +92,9 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out);
 void node_vm_stop(struct node_vm *vm);
+/* Linux guests: the host monotonic time (util_now_ns) at which the VM's
+ * mtime is 0, agreed through the coordinator; call before node_vm_start. */
+void node_vm_set_mtime_zero(uint64_t zero_ns);
 /* Its DSM (NULL without a guest): audits, lost pages after a failure. */
 struct dsm *node_vm_dsm(struct node_vm *vm);
 /* Readable once the guest exited on one of this node's harts (-1 for a NULL
