@@ -267,6 +267,14 @@ void cpu_poll_work(struct cpu *c)
 	run_work(c);
 }
 
+bool cpu_work_inline(struct cpu *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool r = !c->running;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
 /* ------------------------------------------------------------ run loop */
 
 static void wfi_sleep(struct cpu *c)

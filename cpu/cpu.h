@@ -137,6 +137,11 @@ void cpu_set_irq(struct cpu *cpu, unsigned irq, bool level);
  * wait, returns after fn ran.  Returns 0 or -ENOMEM. */
 int cpu_run_on(struct cpu *cpu, void (*fn)(struct cpu *, void *), void *arg, bool wait);
 
+/* From inside a cpu_run_on callback: true when it runs on another thread
+ * because the hart is not running (no instruction is in progress and none
+ * starts before the callback returns), false on the hart's own thread. */
+bool cpu_work_inline(struct cpu *cpu);
+
 /* From a hook running on this hart's vCPU thread (sbi_call): runs the work
  * other threads posted to this hart, so a hook that waits for other harts'
  * cpu_run_on work cannot deadlock with one of them waiting for it. */

@@ -47,6 +47,7 @@ void cpu_update_mmu(struct cpu *c)
 	c->xmmu = mmu_for(c, c->priv);
 	c->dmmu = mmu_for(c, dp);
 	c->dtlb = c->tlb[c->dmmu];
+	c->dgen = c->tlb_gen[c->dmmu];
 }
 
 static void set_priv(struct cpu *c, int priv)
@@ -355,8 +356,13 @@ static int sys_sfence(struct cpu *c, const struct tinsn *i)
 {
 	if (c->priv == CPU_PRIV_U || (c->priv == CPU_PRIV_S && (c->mstatus & MS_TVM)))
 		return -1;
-	tlb_flush_mmu(c, 0);
-	tlb_flush_mmu(c, 1);
+	/* No ASID tags: an ASID-only fence flushes all, which is O(1). */
+	if (i->rs1 == 0) {
+		tlb_flush_mmu(c, 0);
+		tlb_flush_mmu(c, 1);
+	} else {
+		tlb_flush_va(c, c->x[i->rs1]);
+	}
 	if (!c->cfg.retain_walks)
 		walk_cache_flush(c, i->rs1 == 0, c->x[i->rs1]);
 	return 0;

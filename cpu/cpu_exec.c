@@ -133,7 +133,7 @@ void cpu_exec_blocks(struct cpu *c)
 	do {                                                                                       \
 		uint64_t va = R1 + (uint64_t)i->imm;                                               \
 		struct tlb_entry *e = &dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                    \
-		if (likely((va & (PG_MASK | ((sz)-1))) == e->tag_r)) {                             \
+		if (likely(((va & (PG_MASK | ((sz)-1))) | c->dgen) == e->tag_r)) {                 \
 			RD = (ext)LD_RELAXED(type, va + e->addend);                                \
 		} else {                                                                           \
 			uint64_t v_;                                                               \
@@ -148,7 +148,7 @@ void cpu_exec_blocks(struct cpu *c)
 	do {                                                                                       \
 		uint64_t va = R1 + (uint64_t)i->imm;                                               \
 		struct tlb_entry *e = &dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                    \
-		if (likely((va & (PG_MASK | ((sz)-1))) == e->tag_w)) {                             \
+		if (likely(((va & (PG_MASK | ((sz)-1))) | c->dgen) == e->tag_w)) {                 \
 			ST_RELAXED(type, va + e->addend, R2);                                      \
 		} else {                                                                           \
 			c->pc = IPC;                                                               \

@@ -88,12 +88,26 @@ struct tb {
 #define JC_SIZE 1024
 #define STRADDLE_SIZE 64
 
-/* Soft TLB: mmu index 0 = U translated, 1 = S translated, 2 = bare. */
+/* Soft TLB: mmu index 0 = U translated, 1 = S translated, 2 = bare.
+ *
+ * A tag is the virtual page ORed with the generation of its MMU index in
+ * bits 3..11 (always zero in a masked page-aligned address).  The fast
+ * paths compare (va & (PG_MASK | (size-1))) | gen with the tag, so bumping
+ * the generation retires every entry of the index at once: a full flush
+ * (sfence.vma, satp/SUM/MXR writes) is O(1).  Retired entries still count
+ * as derived for the observer until their slot is refilled, their page is
+ * invalidated or the generation wraps (a real scan every TLB_GEN_LIMIT
+ * flushes): trace subscriptions of kind TLB over-approximate by at most
+ * the TLB size, which costs spare notifications, never a stale use.
+ * Generation 511 is never used, so no tag|gen can equal TLB_INVALID. */
 #define TLB_SIZE 512
 #define TLB_MMU_COUNT 3
 #define TLB_INVALID (~0ull)
+#define TLB_GEN_STEP 8ull                 /* generation unit: bit 3 */
+#define TLB_GEN_MASK 0xff8ull             /* bits 3..11 */
+#define TLB_GEN_LIMIT (511ull * TLB_GEN_STEP)
 struct tlb_entry {
-	uint64_t tag_r, tag_w, tag_x; /* virtual page or TLB_INVALID */
+	uint64_t tag_r, tag_w, tag_x; /* virtual page | generation, or TLB_INVALID */
 	uintptr_t addend;             /* host = va + addend */
 };
 
@@ -134,11 +148,14 @@ struct cpu {
 	int priv;
 	int xmmu, dmmu;         /* TLB index for fetches and data accesses */
 	struct tlb_entry *dtlb; /* c->tlb[dmmu] (read by native code) */
+	uint64_t dgen;          /* c->tlb_gen[dmmu] (read by the fast paths) */
 	struct tb *cur_tb;      /* block native code is in (it chains natively) */
 	uint64_t cur_base;      /* and its start PC */
 	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_SIZE];
 	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_SIZE]; /* guest-physical page of each entry
 						     * (kept apart: the fast path never reads it) */
+	uint64_t tlb_gen[TLB_MMU_COUNT];   /* current generation per MMU index (bits 3..11) */
+	bool tlb_super[TLB_MMU_COUNT];     /* live entries may come from superpages */
 
 	/* CSRs */
 	uint64_t mstatus, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
@@ -264,6 +281,8 @@ void host_write(uint8_t *p, unsigned size, uint64_t v);
 void tlb_flush_all(struct cpu *c);
 void tlb_flush_mmu(struct cpu *c, int mmu);
 void tlb_flush_gpa(struct cpu *c, uint64_t gpa_page);
+/* sfence.vma with rs1: the entries of mmu indexes 0 and 1 for va. */
+void tlb_flush_va(struct cpu *c, uint64_t va);
 void tlb_drop_write(struct cpu *c, uint64_t gpa_page);
 void walk_cache_flush(struct cpu *c, bool all, uint64_t va);
 void walk_cache_drop_pt(struct cpu *c, uint64_t gpa_page);

@@ -34,6 +34,7 @@ static int access_fault_cause(unsigned acc)
 
 /* ---------------------------------------------------------------- TLB */
 
+/* The entry holds a derivation (live or retired by a generation bump). */
 static inline bool tlb_valid(const struct tlb_entry *e)
 {
 	return (e->tag_r & e->tag_w & e->tag_x) != TLB_INVALID;
@@ -46,10 +47,21 @@ static void tlb_kill(struct cpu *c, struct tlb_entry *e)
 	e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
 }
 
+/* O(1): a new generation retires every entry of the index (cpu_int.h).
+ * Only when the generations run out are the entries scanned, so the
+ * observer hears of the drops at least that often. */
 void tlb_flush_mmu(struct cpu *c, int mmu)
 {
-	for (int k = 0; k < TLB_SIZE; k++)
-		tlb_kill(c, &c->tlb[mmu][k]);
+	uint64_t g = c->tlb_gen[mmu] + TLB_GEN_STEP;
+	if (g >= TLB_GEN_LIMIT) {
+		for (int k = 0; k < TLB_SIZE; k++)
+			tlb_kill(c, &c->tlb[mmu][k]);
+		g = 0;
+	}
+	c->tlb_gen[mmu] = g;
+	c->tlb_super[mmu] = false;
+	if (mmu == c->dmmu)
+		c->dgen = g;
 	tb_jc_flush(c);
 }
 
@@ -59,12 +71,28 @@ void tlb_flush_all(struct cpu *c)
 		tlb_flush_mmu(c, m);
 }
 
+/* Retired entries are dropped too: the page is going (or changing). */
 void tlb_flush_gpa(struct cpu *c, uint64_t gpa_page)
 {
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
 		for (int k = 0; k < TLB_SIZE; k++)
-			if (tlb_valid(&c->tlb[m][k]) && c->tlb_gpa[m][k] == gpa_page)
+			if (c->tlb_gpa[m][k] == gpa_page && tlb_valid(&c->tlb[m][k]))
 				tlb_kill(c, &c->tlb[m][k]);
+	tb_jc_flush(c);
+}
+
+/* The TLB is direct-mapped and its entries are 4 KiB even when they come
+ * from a superpage: one slot per index, unless a superpage entry may be
+ * live, whose other 4 KiB pieces sit in other slots (then the whole index,
+ * which is O(1) too). */
+void tlb_flush_va(struct cpu *c, uint64_t va)
+{
+	for (int m = 0; m < 2; m++) {
+		if (c->tlb_super[m])
+			tlb_flush_mmu(c, m);
+		else
+			tlb_kill(c, &c->tlb[m][(va >> PG_SHIFT) & (TLB_SIZE - 1)]);
+	}
 	tb_jc_flush(c);
 }
 
@@ -172,8 +200,8 @@ static int walk_undo(struct cpu *c, struct walk_entry *w, int cause)
 	return cause;
 }
 
-/* Each table page's derivation is reported right after its page_get and
- * BEFORE its PTE is read, so a store by another hart either is seen by the
+/* Each table page's derivation is reported before its page_get (so before
+ * its PTE is read), so a store by another hart either is seen by the
  * read or notifies us (docs/trace.md); on success the caller owns them. */
 static int walk(struct cpu *c, uint64_t root, uint64_t va, unsigned acc, int mmu,
 		struct walk_entry *w)
@@ -187,12 +215,13 @@ retry:
 	for (int level = 2; level >= 0; level--) {
 		uint64_t pte_gpa = a + ((va >> (PG_SHIFT + 9 * level)) & 511) * 8;
 		struct cpu_page pg;
+		/* before page_get, for the same reason as in tlb_fill */
+		w->pt[w->npt++] = pte_gpa & PG_MASK;
+		cpu_obs(c, true, CPU_DERIV_PT, pte_gpa & PG_MASK);
 		if (ops->page_get(c->cfg.mem_opaque, c->cfg.hart_id, pte_gpa & PG_MASK, ACC_R,
 				  &pg) != 0 ||
 		    pg.mmio || !(pg.perms & CPU_PERM_R))
 			return walk_undo(c, w, access_fault_cause(acc));
-		w->pt[w->npt++] = pte_gpa & PG_MASK;
-		cpu_obs(c, true, CPU_DERIV_PT, pte_gpa & PG_MASK);
 		uint64_t *p = (uint64_t *)((uint8_t *)pg.host + (pte_gpa & (PG_SIZE - 1)));
 		uint64_t pte = __atomic_load_n(p, __ATOMIC_ACQUIRE);
 		if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
@@ -231,8 +260,9 @@ retry:
 /* Virtual -> guest-physical for an access from mmu index mmu; returns 0 or
  * the exception cause.  *rights gets what the mapping allows this mmu. */
 static int mmu_translate(struct cpu *c, uint64_t va, unsigned acc, int mmu, uint64_t *gpa,
-			 unsigned *rights)
+			 unsigned *rights, bool *super)
 {
+	*super = false;
 	if (mmu == 2) {
 		*gpa = va;
 		*rights = CPU_PERM_R | CPU_PERM_W | CPU_PERM_X;
@@ -261,48 +291,61 @@ static int mmu_translate(struct cpu *c, uint64_t va, unsigned acc, int mmu, uint
 	uint64_t off_mask = (1ull << (PG_SHIFT + 9 * w->level)) - 1;
 	*gpa = ((PTE_PPN(w->pte) << PG_SHIFT) & ~off_mask) | (va & off_mask);
 	*rights = r;
+	*super = w->level > 0;
 	return 0;
 }
 
 /* --------------------------------------------------------- TLB fill */
 
 /* Translates va for acc through the TLB, filling it on a miss.  Returns 0
- * or the exception cause. */
+ * or the exception cause.
+ *
+ * The TLB derivation is reported BEFORE page_get (and undone when no entry
+ * results): a memory layer that can take pages away (node/vm_dsm.c) checks
+ * the page's presence inside page_get, so the subscription is visible to a
+ * revoker before that check; either the revoker finds this hart or the
+ * check sees the page gone (docs/trace.md, "Revocation"). */
 static int tlb_fill(struct cpu *c, uint64_t va, unsigned acc, int mmu, struct access *out)
 {
 	const struct cpu_mem_ops *ops = c->cfg.mem;
 	uint64_t gpa;
 	unsigned rights;
+	bool super;
 	c->st.tlb_misses++;
-	int cause = mmu_translate(c, va, acc, mmu, &gpa, &rights);
+	int cause = mmu_translate(c, va, acc, mmu, &gpa, &rights, &super);
 	if (cause)
 		return cause;
-	struct cpu_page pg;
-	if (ops->page_get(c->cfg.mem_opaque, c->cfg.hart_id, gpa & PG_MASK, acc, &pg) != 0)
-		return access_fault_cause(acc);
-	out->gpa = gpa;
-	if (pg.mmio) {
-		if (acc == ACC_X)
-			return EXC_INSN_ACCESS;
-		out->host = NULL;
-		return 0;
-	}
-	if (!(pg.perms & acc))
-		return access_fault_cause(acc);
 	uint64_t vpage = va & PG_MASK, page = gpa & PG_MASK;
+	struct cpu_page pg = {0};
+	cpu_obs(c, true, CPU_DERIV_TLB, page);
+	if (ops->page_get(c->cfg.mem_opaque, c->cfg.hart_id, page, acc, &pg) != 0)
+		cause = access_fault_cause(acc);
+	else if (pg.mmio)
+		cause = acc == ACC_X ? EXC_INSN_ACCESS : 0;
+	else if (!(pg.perms & acc))
+		cause = access_fault_cause(acc);
+	if (cause || pg.mmio) {
+		cpu_obs(c, false, CPU_DERIV_TLB, page); /* no entry: undo */
+		out->gpa = gpa;
+		out->host = NULL;
+		return cause;
+	}
+	out->gpa = gpa;
 	struct tlb_entry *e = &c->tlb[mmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
 	tlb_kill(c, e);
 	e->addend = (uintptr_t)pg.host - (uintptr_t)vpage;
 	*tlb_gpa(c, e) = page;
 	unsigned ok = rights & pg.perms;
-	e->tag_r = (ok & CPU_PERM_R) ? vpage : TLB_INVALID;
-	e->tag_x = (ok & CPU_PERM_X) ? vpage : TLB_INVALID;
+	uint64_t tag = vpage | c->tlb_gen[mmu];
+	e->tag_r = (ok & CPU_PERM_R) ? tag : TLB_INVALID;
+	e->tag_x = (ok & CPU_PERM_X) ? tag : TLB_INVALID;
 	e->tag_w = ((ok & CPU_PERM_W) && !pageset_has(&c->code_pages, page) &&
 		    !pageset_has(&c->trap_pages, page))
-			   ? vpage
+			   ? tag
 			   : TLB_INVALID;
-	if (tlb_valid(e))
-		cpu_obs(c, true, CPU_DERIV_TLB, page);
+	if (!tlb_valid(e))
+		cpu_obs(c, false, CPU_DERIV_TLB, page); /* nothing usable: undo */
+	c->tlb_super[mmu] |= super;
 	out->host = (uint8_t *)pg.host + (va & (PG_SIZE - 1));
 	return 0;
 }
@@ -311,7 +354,7 @@ int data_access(struct cpu *c, uint64_t va, unsigned acc, struct access *out)
 {
 	struct tlb_entry *e = &c->tlb[c->dmmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
 	uint64_t tag = acc == ACC_R ? e->tag_r : e->tag_w;
-	if (tag == (va & PG_MASK)) {
+	if (tag == ((va & PG_MASK) | c->dgen)) {
 		out->host = (uint8_t *)(uintptr_t)(va + e->addend);
 		out->gpa = *tlb_gpa(c, e) | (va & (PG_SIZE - 1));
 		return 0;
@@ -327,10 +370,10 @@ int data_access(struct cpu *c, uint64_t va, unsigned acc, struct access *out)
 int mem_fetch_page(struct cpu *c, uint64_t va, uint8_t **host, uint64_t *gpa)
 {
 	struct tlb_entry *e = &c->tlb[c->xmmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
-	if (e->tag_x != (va & PG_MASK)) {
+	if (e->tag_x != ((va & PG_MASK) | c->tlb_gen[c->xmmu])) {
 		struct access a;
 		int cause = tlb_fill(c, va, ACC_X, c->xmmu, &a);
-		if (!cause && e->tag_x != (va & PG_MASK))
+		if (!cause && e->tag_x != ((va & PG_MASK) | c->tlb_gen[c->xmmu]))
 			cause = EXC_INSN_ACCESS; /* mapped but not executable by the host side */
 		if (cause) {
 			cpu_raise(c, (uint64_t)cause, va);

@@ -1,6 +1,6 @@
 # cpu/ engine tests (owned by the cpu layer).
 if(TARGET spanvm_cpu)
-  foreach(t cpu_exec cpu_mmu cpu_decode cpu_mt)
+  foreach(t cpu_exec cpu_mmu cpu_decode cpu_mt cpu_tlb)
     if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_${t}.c)
       add_executable(test_${t} ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_${t}.c)
       target_link_libraries(test_${t} spanvm_cpu PkgConfig::CMOCKA Threads::Threads)
