@@ -324,7 +324,7 @@ void node_vm_stop(struct node_vm *vm)
 		snprintf(path, sizeof(path), "%s/dsm-node-%d.json", dir, vm->node_id);
 		FILE *f = fopen(path, "w");
 		if (f) {
-			dsm_stats_write_json(vmd_dsm(vm->vmd), f);
+			vmd_stats_write_json(vm->vmd, f); /* DSM + revocation counters */
 			fputc('\n', f);
 			fclose(f);
 		}

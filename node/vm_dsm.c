@@ -4,26 +4,24 @@
  * Memory: page_get asks the DSM for the page (Modified for stores, AMOs and
  * LR/SC, Shared for loads and fetches) and grants the engine exactly what
  * the local state allows, so a TLB entry never carries write permission for
- * a Shared page.  Revocation: the DSM changes the page state, then
- * vmd_revoke posts "drop everything derived from this page" to every local
- * hart with cpu_run_on and waits until each ran it: at its next block
- * boundary, or at once from the DSM's idle callback (cpu_poll_work) when
- * the hart is itself blocked in page_get.  A translated block, walk or TLB
- * entry from a page therefore never outlives the page's presence, which is
- * what keeps code (cross-node self-modifying code) and page tables
- * coherent, and LR/SC too: the engine's SC re-checks the reserved value
- * against memory that needs the page Modified.
+ * a Shared page.
  *
- * Only subscribers are interrupted: the engine's observer reports every
- * structure derived from / dropped for a page; per hart and page the glue
- * counts them, and a revocation interrupts the harts with a nonzero count
- * plus those whose last few page_gets named the page (derivation not yet
- * reported).  The node's first structure from a page / its last drop tell
- * the page's home (dsm_trace_sub), which flags its invalidations
- * accordingly.  (The trace layer's sub-monitors do the same bookkeeping for
- * writes within a node; merging the two is future work.)
+ * Revocation is a trace event on the node's trace table (vm_trace.c,
+ * tr_revoke): the DSM changes the page state, then every hart subscribed to
+ * the page (a TLB entry, translated block or cached walk from it: the
+ * engine reports each derivation BEFORE the page_get that checks the state)
+ * acknowledges at an instruction boundary, or from the DSM's idle callback
+ * when it is blocked in page_get for another page, and drops everything it
+ * derived from the page before it runs again.  Harts without a
+ * subscription are not interrupted.  The table is also the node's one
+ * subscription record: its first subscriber of a page / its last drop tell
+ * the page's home (dsm_trace_sub), which flags its invalidations.  With
+ * no_trace the table keeps subscriptions only (no write traces among the
+ * local harts), so revocation works the same.  Why no stale use can follow
+ * an acknowledged revocation: docs/trace.md, "Revocation".
  */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,112 +34,55 @@
 #include "node/virt_int.h"
 #include "util/util.h"
 
-#define VMD_RECENT 8 /* page_gets remembered per hart (a walk does <= 4 before deriving) */
-
 struct vmd_hart {
 	struct vmd *v;
 	struct cpu *cpu;
 	unsigned id;
 	pthread_t thr;
 	bool started;
-	/* what this hart derived from each page; mu: vCPU thread vs revokers */
-	pthread_mutex_t mu;
-	struct vmd_pmap derived;
-	/* pages of its latest page_gets, derivation possibly not yet reported;
-	 * written by the vCPU thread, read by revokers (seq_cst) */
-	_Atomic uint64_t recent[VMD_RECENT];
-	unsigned recent_i;
-	struct cpu_observer tobs;  /* the trace glue's observer (vm_trace.c), chained */
 };
 
 struct vmd {
 	struct vmd_cfg cfg;
 	struct dsm *dsm;
-	struct vm_trace *trace;    /* write traces among the local harts (vm_trace.c) */
+	struct vm_trace *trace;    /* the node's trace table (vm_trace.c); never NULL once created */
 	struct elf_info elf;
 	uint64_t start_ns;
 	unsigned nharts;
 	struct vmd_hart harts[VM_MAX_HARTS];
-	pthread_mutex_t sub_mu;    /* node_derived, and the order of dsm_trace_sub calls */
-	struct vmd_pmap node_derived;
 	pthread_mutex_t htif_lock; /* HTIF latch */
 	uint64_t htif_lo;
 	uint64_t revocations;      /* atomic: harts interrupted by revocations */
 	uint64_t revoke_calls, revoke_silent; /* atomic: revocations; those interrupting nobody */
+	uint64_t revoke_failed;    /* atomic: tr_revoke out of memory (fell back to flushing) */
 };
 
-struct revoke_wait {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	unsigned remaining;
-	uint64_t page;
-};
-
-static void revoke_on_hart(struct cpu *cpu, void *arg)
+static void flush_hart(struct cpu *cpu, void *arg)
 {
-	struct revoke_wait *w = arg;
-	cpu_invalidate_gpa(cpu, w->page, CPU_KINDS_ALL);
-	pthread_mutex_lock(&w->mu);
-	if (--w->remaining == 0)
-		pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	cpu_invalidate_gpa(cpu, *(uint64_t *)arg, CPU_KINDS_ALL);
 }
 
 static int vmd_revoke(void *arg, uint64_t gpa_page, unsigned perms, bool trace)
 {
 	struct vmd *v = arg;
-	struct revoke_wait w = {.page = gpa_page};
-	bool need[VM_MAX_HARTS];
-	unsigned posted = 0;
-
-	/* Only subscribers: harts that derived something from the page, or
-	 * whose recent page_get may not have reported its derivation yet.  The
-	 * state changed before this; the fence pairs with the one in page_get
-	 * (Dekker): either the hart sees the new state or we see its page. */
-	atomic_thread_fence(memory_order_seq_cst);
-	for (unsigned i = 0; i < v->nharts; i++) {
-		struct vmd_hart *h = &v->harts[i];
-		need[i] = false;
-		for (unsigned k = 0; k < VMD_RECENT && !need[i]; k++)
-			need[i] = atomic_load(&h->recent[k]) == gpa_page;
-		if (!need[i]) {
-			pthread_mutex_lock(&h->mu);
-			need[i] = vmd_pmap_get(&h->derived, gpa_page) > 0;
-			pthread_mutex_unlock(&h->mu);
-		}
-		w.remaining += need[i];
-	}
-	__atomic_fetch_add(&v->revoke_calls, 1, __ATOMIC_RELAXED);
-	if (!w.remaining) {
-		/* no local subscriber: the copy just goes, nobody is interrupted */
-		__atomic_fetch_add(&v->revoke_silent, 1, __ATOMIC_RELAXED);
-		return 0;
-	}
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	for (unsigned i = 0; i < v->nharts; i++) {
-		if (!need[i])
-			continue;
-		if (cpu_run_on(v->harts[i].cpu, revoke_on_hart, &w, false) == 0) {
-			cpu_kick(v->harts[i].cpu);
-			posted++;
-		} else {
-			/* out of memory: do it synchronously */
-			cpu_run_on(v->harts[i].cpu, revoke_on_hart, &w, true);
-		}
-	}
-	dsm_wake(v->dsm); /* harts waiting in page_get serve it from idle */
-	pthread_mutex_lock(&w.mu);
-	while (w.remaining)
-		pthread_cond_wait(&w.cv, &w.mu);
-	pthread_mutex_unlock(&w.mu);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
 	unsigned n = 0;
-	for (unsigned i = 0; i < v->nharts; i++)
-		n += need[i];
+	(void)perms; /* a downgrade drops write mappings and the rest alike */
+	(void)trace; /* the local table knows the subscribers better than the home */
+	int rc = vt_revoke(v->trace, gpa_page, &n);
+	__atomic_fetch_add(&v->revoke_calls, 1, __ATOMIC_RELAXED);
+	if (rc < 0) {
+		/* out of memory for the event: every hart drops the page at its
+		 * next boundary (slow, but never stale) */
+		LOG_ERR("node", "revoking page 0x%llx: %s; flushing it on every hart",
+			(unsigned long long)gpa_page, strerror(-rc));
+		__atomic_fetch_add(&v->revoke_failed, 1, __ATOMIC_RELAXED);
+		for (unsigned i = 0; i < v->nharts; i++)
+			cpu_run_on(v->harts[i].cpu, flush_hart, &gpa_page, true);
+		n = v->nharts;
+	}
+	if (!n)
+		__atomic_fetch_add(&v->revoke_silent, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&v->revocations, n, __ATOMIC_RELAXED);
-	(void)posted;
 	return (int)n;
 }
 
@@ -161,10 +102,11 @@ static int ram_page_get(struct vmd_hart *h, uint64_t gpa, unsigned access, struc
 
 	for (;;) {
 		/* Posted revocations are acknowledged here, before the check,
-		 * never between a successful check and the access. */
+		 * never between a successful check and the access.  The
+		 * engine reported its derivation from the page before calling
+		 * us: a revoker that changed the state after this check finds
+		 * this hart subscribed (docs/trace.md, "Revocation"). */
 		cpu_poll_work(h->cpu);
-		atomic_store(&h->recent[h->recent_i++ % VMD_RECENT], gpa & ~4095ull);
-		atomic_thread_fence(memory_order_seq_cst);
 		if (dsm_page_try(d, gpa & ~4095ull, DSM_W, &host) == 0) {
 			out->perms = CPU_PERM_R | CPU_PERM_W | CPU_PERM_X;
 			break;
@@ -267,51 +209,21 @@ static void vmd_write_post(void *opaque, int hart, uint64_t gpa, unsigned size, 
 	pthread_mutex_unlock(&v->htif_lock);
 }
 
-/* The node's first structure from a page makes it a subscriber at the
- * page's home; its last drop ends that (cross-node trace sets). */
-static void node_sub(struct vmd *v, uint64_t page, int delta)
+/* The node's first subscriber of a page makes it a subscriber at the
+ * page's home; its last drop ends that (cross-node trace sets).  Called by
+ * the trace table under its stripe mutex, in order per page. */
+static void node_sub(void *arg, uint64_t page, bool on)
 {
-	uint32_t n;
-	if (page < VM_RAM_BASE || page - VM_RAM_BASE >= v->cfg.ram_size)
-		return;
-	pthread_mutex_lock(&v->sub_mu);
-	if (vmd_pmap_add(&v->node_derived, page, delta, &n) == 0 &&
-	    ((delta > 0 && n == 1) || (delta < 0 && n == 0)))
-		dsm_trace_sub(v->dsm, page, delta > 0);
-	pthread_mutex_unlock(&v->sub_mu);
+	struct vmd *v = arg;
+	if (page >= VM_RAM_BASE && page - VM_RAM_BASE < v->cfg.ram_size)
+		dsm_trace_sub(v->dsm, page, on);
 }
 
-static void obs_change(struct vmd_hart *h, uint64_t page, int delta)
+/* A kicked hart blocked in page_get serves from the DSM's idle callback:
+ * wake it now rather than at its next millisecond tick. */
+static void kick_wake(void *arg)
 {
-	uint32_t n;
-	pthread_mutex_lock(&h->mu);
-	int rc = vmd_pmap_add(&h->derived, page, delta, &n);
-	pthread_mutex_unlock(&h->mu);
-	if (rc == 0)
-		node_sub(h->v, page, delta);
-	else
-		LOG_WARN("node", "hart %u: out of memory tracking derived pages", h->id);
-}
-
-static void obs_derived(void *arg, int kind, uint64_t page)
-{
-	struct vmd_hart *h = arg;
-	if (h->tobs.derived)
-		h->tobs.derived(h->tobs.arg, kind, page);
-	obs_change(h, page, +1);
-	/* now counted: no longer an unreported page_get (the count is visible
-	 * to revokers under h->mu before the ring slot clears) */
-	for (unsigned k = 0; k < VMD_RECENT; k++)
-		if (atomic_load_explicit(&h->recent[k], memory_order_relaxed) == page)
-			atomic_store(&h->recent[k], UINT64_MAX);
-}
-
-static void obs_dropped(void *arg, int kind, uint64_t page)
-{
-	struct vmd_hart *h = arg;
-	if (h->tobs.dropped)
-		h->tobs.dropped(h->tobs.arg, kind, page);
-	obs_change(h, page, -1);
+	dsm_wake(((struct vmd *)arg)->dsm);
 }
 
 static const struct cpu_mem_ops vmd_mem_ops = {
@@ -341,12 +253,6 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 	v->cfg = *cfg;
 	v->nharts = cfg->nharts;
 	pthread_mutex_init(&v->htif_lock, NULL);
-	pthread_mutex_init(&v->sub_mu, NULL);
-	for (unsigned i = 0; i < VM_MAX_HARTS; i++) {
-		pthread_mutex_init(&v->harts[i].mu, NULL);
-		for (unsigned k = 0; k < VMD_RECENT; k++)
-			atomic_store(&v->harts[i].recent[k], UINT64_MAX);
-	}
 	struct dsm_cfg dc = {.tp = cfg->tp, .node_id = cfg->node_id, .nodes = cfg->nodes,
 			     .nnodes = cfg->nnodes, .ram = cfg->ram, .ram_base = VM_RAM_BASE,
 			     .ram_size = cfg->ram_size, .policy = cfg->policy,
@@ -358,26 +264,23 @@ int vmd_create(const struct vmd_cfg *cfg, struct vmd **out, char *err, size_t er
 		free(v);
 		return rc;
 	}
-	if (!cfg->no_trace && (rc = vt_create(NULL, &v->trace, err, errlen))) {
+	/* Always a table: revocation needs the subscriptions even when the
+	 * local harts do not trace each other's writes (no_trace). */
+	if ((rc = vt_create_cfg(cfg->no_trace ? "writes=0" : NULL, node_sub, v, &v->trace, err,
+				errlen))) {
 		vmd_destroy(v);
 		return rc;
 	}
+	vt_set_kick_hook(v->trace, kick_wake, v);
 	for (unsigned i = 0; i < v->nharts; i++) {
 		struct vmd_hart *h = &v->harts[i];
 		struct cpu_cfg cc = {.hart_id = (int)cfg->harts[i], .mem = &vmd_mem_ops,
-				     .mem_opaque = h, .reset_pc = VM_RAM_BASE,
-				     .obs = {obs_derived, obs_dropped, h}};
+				     .mem_opaque = h, .reset_pc = VM_RAM_BASE};
 		h->v = v;
 		h->id = cfg->harts[i];
 		if (cfg->machine)
 			vml_hart_cfg(cfg->machine, h->id, &cc); /* SBI hook, mtime offset */
-		if (v->trace) {
-			/* the trace glue wraps the memory interface and takes the
-			 * observer slot; ours chains to it */
-			vt_hart_cfg(v->trace, h->id, &cc);
-			h->tobs = cc.obs;
-			cc.obs = (struct cpu_observer){obs_derived, obs_dropped, h};
-		}
+		vt_hart_cfg(v->trace, h->id, &cc); /* wraps the memory interface, observes */
 		if ((rc = cpu_create(&cc, &h->cpu))) {
 			snprintf(err, errlen, "hart %u: cannot create: %s", h->id, strerror(-rc));
 			vmd_destroy(v);
@@ -488,12 +391,6 @@ void vmd_destroy(struct vmd *v)
 		cpu_destroy(v->harts[i].cpu);
 	vt_destroy(v->trace); /* after the cpus: their teardown drops traces */
 	dsm_destroy(v->dsm);
-	for (unsigned i = 0; i < VM_MAX_HARTS; i++) {
-		vmd_pmap_clear(&v->harts[i].derived);
-		pthread_mutex_destroy(&v->harts[i].mu);
-	}
-	vmd_pmap_clear(&v->node_derived);
-	pthread_mutex_destroy(&v->sub_mu);
 	pthread_mutex_destroy(&v->htif_lock);
 	free(v);
 }
@@ -517,4 +414,38 @@ void vmd_revoke_stats(struct vmd *v, uint64_t *calls, uint64_t *silent)
 {
 	*calls = __atomic_load_n(&v->revoke_calls, __ATOMIC_RELAXED);
 	*silent = __atomic_load_n(&v->revoke_silent, __ATOMIC_RELAXED);
+}
+
+void vmd_revoke_json(struct vmd *v, void *json_obj)
+{
+	json_t *o = json_object();
+	uint64_t calls, silent;
+	vmd_revoke_stats(v, &calls, &silent);
+	json_object_set_new(o, "calls", json_integer((json_int_t)calls));
+	json_object_set_new(o, "silent", json_integer((json_int_t)silent));
+	json_object_set_new(o, "interrupts", json_integer((json_int_t)vmd_revocations(v)));
+	json_object_set_new(o, "nosub_interrupts",
+			    json_integer((json_int_t)vt_revoke_nonsub(v->trace)));
+	json_object_set_new(o, "failed", json_integer((json_int_t)__atomic_load_n(
+						 &v->revoke_failed, __ATOMIC_RELAXED)));
+	json_object_set_new((json_t *)json_obj, "revocation", o);
+}
+
+int vmd_stats_write_json(struct vmd *v, FILE *f)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		return -ENOMEM;
+	int rc = dsm_stats_write_json(v->dsm, m);
+	fclose(m);
+	json_t *o = rc == 0 ? json_loads(buf, 0, NULL) : NULL;
+	free(buf);
+	if (!o)
+		return rc ? rc : -EIO;
+	vmd_revoke_json(v, o);
+	rc = json_dumpf(o, f, JSON_COMPACT) ? -EIO : 0;
+	json_decref(o);
+	return rc;
 }

@@ -6,15 +6,21 @@
  * local harts).
  *
  * Threads: one vCPU thread per local hart (cpu_run); the DSM's agent and
- * home workers call vmd_revoke; the caller owns create/load/start/stop.
- * Locking: each hart's revocation mailbox has its own mutex; it is never
- * held while guest code runs or while the engine is called.
+ * home workers call vmd_revoke, which runs tr_revoke on the node's trace
+ * table (vm_trace.c) and waits for the subscribed harts only; the caller
+ * owns create/load/start/stop.  Locking: the trace layer's (stripe ->
+ * mailbox); none is held while guest code runs or while the engine is
+ * called.  The trace table calls dsm_trace_sub under a stripe mutex (the
+ * DSM never calls back into trace/ with a lock held).
  *
  * How a revocation reaches a hart that is blocked in page_get (waiting for
- * a different page): the DSM calls the hart's idle callback while it waits,
- * and the callback serves the mailbox.  A hart acknowledges only BEFORE it
- * re-checks the page state, never between a successful check and the
- * access, so an acknowledged revocation is never followed by a stale use.
+ * a different page): the kick wakes the DSM's waiters (dsm_wake) and the
+ * hart's idle callback serves its trace mailbox.  A hart acknowledges a
+ * revocation only at an instruction boundary or BEFORE it re-checks the
+ * page state in page_get, never between a successful check and the access
+ * (not inside a trace wait either), and the engine subscribes before that
+ * check, so an acknowledged revocation is never followed by a stale use
+ * (docs/trace.md, "Revocation").
  */
 #ifndef SPANVM_NODE_VM_DSM_INT_H
 #define SPANVM_NODE_VM_DSM_INT_H
@@ -22,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dsm/dsm.h"
 
@@ -68,20 +75,28 @@ struct dsm *vmd_dsm(struct vmd *v);
 uint64_t vmd_revocations(struct vmd *v);
 /* Revocations so far, and those that interrupted no hart (no subscriber). */
 void vmd_revoke_stats(struct vmd *v, uint64_t *calls, uint64_t *silent);
-/* Adds the local write-trace statistics as member "trace" of a json_t
- * object (nothing with no_trace). */
+/* Adds member "revocation" {calls, silent, interrupts, nosub_interrupts,
+ * failed} to a json_t object.  nosub_interrupts: harts interrupted by a
+ * revocation while not subscribed to the page (0 unless the trace table
+ * broadcasts). */
+void vmd_revoke_json(struct vmd *v, void *json_obj);
+/* The DSM statistics object (dsm_stats_write_json) with "revocation"
+ * added, on one line.  0 or -errno. */
+int vmd_stats_write_json(struct vmd *v, FILE *f);
+/* Adds the local trace statistics as member "trace" of a json_t object
+ * (subscriptions and revocations only with no_trace). */
 void vmd_trace_stats(struct vmd *v, void *json_root);
 
-/* node/vm_dsm_subs.c: page -> count maps; the caller locks. */
-#define VMD_PMAP_BUCKETS 256
-struct vmd_pm_ent;
-struct vmd_pmap {
-	struct vmd_pm_ent *b[VMD_PMAP_BUCKETS];
-};
-/* Adds delta (+1/-1) to page's count; *after = the new count.  0 or -1 (ENOMEM). */
-int vmd_pmap_add(struct vmd_pmap *m, uint64_t page, int delta, uint32_t *after);
-uint32_t vmd_pmap_get(const struct vmd_pmap *m, uint64_t page);
-void vmd_pmap_clear(struct vmd_pmap *m);
+/* node/vm_trace.c, for vm_dsm.c: the table with a node-wide subscription
+ * callback (tr_cfg.on_page) and options as --trace ("writes=0": no write
+ * traces); a hook run after every kick; revocation (tr_revoke); harts
+ * interrupted by revocations without a subscription. */
+struct vm_trace;
+int vt_create_cfg(const char *opts, void (*on_page)(void *, uint64_t, bool), void *arg,
+		  struct vm_trace **out, char *err, size_t errlen);
+void vt_set_kick_hook(struct vm_trace *vt, void (*fn)(void *), void *arg);
+int vt_revoke(struct vm_trace *vt, uint64_t page, unsigned *notified);
+uint64_t vt_revoke_nonsub(struct vm_trace *vt);
 
 /* node/node_vm.c: the guest side of a spanvm-node (after Start). *out is
  * NULL (and 0 returned) when the config names no guest. */

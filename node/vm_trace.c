@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/vm_dsm_int.h"
 #include "node/vm_int.h"
 #include "trace/trace.h"
 #include "util/util.h"
@@ -49,6 +50,8 @@ struct vt_hart {
 struct vm_trace {
 	struct tr_table *t;
 	uint64_t pinned_trap;      /* page that must stay trapped (HTIF tohost), or ~0 */
+	void (*kick_hook)(void *); /* after each kick (vm_dsm.c: wake harts in dsm_fault) */
+	void *kick_arg;
 	struct vt_hart hart[VM_MAX_HARTS];
 };
 
@@ -57,10 +60,15 @@ struct vm_trace {
 static void serve_cb(struct cpu *cpu, void *arg)
 {
 	struct vt_hart *h = arg;
-	(void)cpu;
 	if (pthread_mutex_trylock(&h->serve_mu) != 0)
 		return; /* another thread serves this (stopped) hart right now */
-	tr_sub_serve(h->sub);
+	/* A stopped hart is served on the kicker's thread, which may be the
+	 * very thread waiting for the acknowledgement (a revoker): it must
+	 * act at once rather than wait at a boundary that never comes. */
+	if (cpu_work_inline(cpu))
+		tr_sub_serve_now(h->sub);
+	else
+		tr_sub_serve(h->sub);
 	pthread_mutex_unlock(&h->serve_mu);
 }
 
@@ -69,6 +77,8 @@ static void op_kick(void *vcpu)
 	struct vt_hart *h = vcpu;
 	if (cpu_run_on(h->cpu, serve_cb, h, false) < 0)
 		cpu_run_on(h->cpu, serve_cb, h, true); /* no memory for a posted item: wait */
+	if (h->vt->kick_hook)
+		h->vt->kick_hook(h->vt->kick_arg);
 }
 
 static void op_invalidate(void *vcpu, unsigned kinds, uint64_t page)
@@ -251,9 +261,17 @@ static int parse_opts(struct tr_cfg *tc, const char *opts, char *err, size_t el)
 
 int vt_create(const char *opts, struct vm_trace **out, char *err, size_t el)
 {
+	return vt_create_cfg(opts, NULL, NULL, out, err, el);
+}
+
+int vt_create_cfg(const char *opts, void (*on_page)(void *, uint64_t, bool), void *arg,
+		  struct vm_trace **out, char *err, size_t el)
+{
 	struct tr_cfg tc;
 	tr_cfg_default(&tc);
 	tc.max_vcpus = VM_MAX_HARTS;
+	tc.on_page = on_page;
+	tc.on_page_arg = arg;
 	int rc = parse_opts(&tc, opts, err, el);
 	if (rc < 0)
 		return rc;
@@ -271,6 +289,29 @@ int vt_create(const char *opts, struct vm_trace **out, char *err, size_t el)
 		pthread_mutex_init(&vt->hart[k].serve_mu, NULL);
 	*out = vt;
 	return 0;
+}
+
+void vt_set_kick_hook(struct vm_trace *vt, void (*fn)(void *), void *arg)
+{
+	vt->kick_hook = fn;
+	vt->kick_arg = arg;
+}
+
+int vt_revoke(struct vm_trace *vt, uint64_t page, unsigned *notified)
+{
+	return tr_revoke(vt->t, page, notified);
+}
+
+uint64_t vt_revoke_nonsub(struct vm_trace *vt)
+{
+	struct tr_stats st;
+	uint64_t n = 0;
+	for (unsigned k = 0; k < VM_MAX_HARTS; k++)
+		if (vt->hart[k].sub) {
+			tr_sub_stats(vt->hart[k].sub, &st);
+			n += st.revoke_nonsub;
+		}
+	return n;
 }
 
 void vt_set_pinned_trap(struct vm_trace *vt, uint64_t gpa)

@@ -20,3 +20,10 @@ if(TARGET spanvm_trace AND TARGET spanvm AND trace_guest_dir)
   set_tests_properties(guest.trace PROPERTIES LABELS "guest;integration" TIMEOUT 600
                        SKIP_RETURN_CODE 77)
 endif()
+# Revocation (tr_revoke): the DSM taking a page away from a node's vCPUs.
+if(TARGET spanvm_trace)
+  add_executable(test_tr_revoke ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_tr_revoke.c)
+  target_link_libraries(test_tr_revoke spanvm_trace PkgConfig::CMOCKA)
+  add_test(NAME unit.tr_revoke COMMAND test_tr_revoke)
+  set_tests_properties(unit.tr_revoke PROPERTIES LABELS "unit;sanitize" TIMEOUT 60)
+endif()

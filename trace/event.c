@@ -70,9 +70,11 @@ void tr_event_signal(struct tr_table *t, struct tr_event *ev)
 
 /* What one begin/end did, for the statistics of the acting vCPU or host. */
 struct acct {
+	enum tr_ev_type type;
 	unsigned ev_kinds;
 	uint64_t sent[TR_KIND_COUNT];
 	uint64_t self;
+	unsigned recipients; /* vCPUs notified, the actor excluded */
 };
 
 static void acct_apply(struct tr_table *t, struct tr_sub *actor, const struct acct *a)
@@ -80,6 +82,14 @@ static void acct_apply(struct tr_table *t, struct tr_sub *actor, const struct ac
 	struct tr_stats *st = actor ? &actor->st : &t->host;
 	if (!actor)
 		pthread_mutex_lock(&t->host_mu);
+	if (a->type == TR_EV_REVOKE) { /* kept apart from the write statistics */
+		TR_STAT_ADD(st->revocations, 1);
+		TR_STAT_ADD(st->revoke_sent, a->recipients);
+		TR_STAT_ADD(st->revoke_silent, a->recipients == 0);
+		if (!actor)
+			pthread_mutex_unlock(&t->host_mu);
+		return;
+	}
 	for (int k = 0; k < TR_KIND_COUNT; k++) {
 		if (a->ev_kinds & TR_KBIT(k))
 			TR_STAT_ADD(st->kind[k].events, 1);
@@ -131,8 +141,9 @@ static int notify_new(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *
 			struct tr_sub *r = atomic_load(&t->subs[id]);
 			if (!r)
 				continue;
-			if (!*evp && !(*evp = tr_event_new(pe->page, kinds, proto_of(t, kinds),
-							   TR_EV_WRITE, mb)))
+			enum tr_proto proto = a->type == TR_EV_REVOKE ? TR_PROTO_PRE
+								       : proto_of(t, kinds);
+			if (!*evp && !(*evp = tr_event_new(pe->page, kinds, proto, a->type, mb)))
 				return -ENOMEM;
 			unsigned sk = 0;
 			for (int k = 0; k < TR_KIND_COUNT; k++)
@@ -160,6 +171,7 @@ static int notify_new(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *
 				if (sk & TR_KBIT(k))
 					a->sent[k] += !self;
 			a->self += self;
+			a->recipients += !self;
 		}
 	}
 	return 0;
@@ -174,12 +186,13 @@ static void kick_all(struct tr_sub **kick, int *from, int n, struct tr_sub *acto
 }
 
 static int wr_begin(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *mb,
-		    uint64_t page, unsigned kinds, struct tr_wr *w)
+		    uint64_t page, unsigned kinds, enum tr_ev_type type, struct tr_wr *w,
+		    unsigned *notified)
 {
 	struct tr_stripe *st = tr_stripe_of(t, page);
 	struct tr_sub *kick[TR_MAX_VCPUS];
 	int nkick = 0, kicked = 0, rc = 0;
-	struct acct a = { 0 };
+	struct acct a = { .type = type };
 	struct tr_event *ev = NULL;
 	struct tr_page *pe;
 
@@ -214,6 +227,8 @@ static int wr_begin(struct tr_table *t, struct tr_sub *actor, struct tr_mbox *mb
 	w->ev = ev;
 	w->page = page;
 	w->self_note = a.self != 0;
+	if (notified)
+		*notified += a.recipients;
 	return 0;
 }
 
@@ -251,12 +266,14 @@ int tr_sub_write_begin(struct tr_sub *s, uint64_t gpa, size_t len)
 	if (len == 0 || len > TR_PAGE_SIZE || s->nwr)
 		return -EINVAL;
 	uint64_t p0 = gpa & ~(TR_PAGE_SIZE - 1), p1 = (gpa + len - 1) & ~(TR_PAGE_SIZE - 1);
-	int rc = wr_begin(s->t, s, &s->mb, p0, s->t->cfg.write_kinds, &s->wr[0]);
+	int rc = wr_begin(s->t, s, &s->mb, p0, s->t->cfg.write_kinds, TR_EV_WRITE, &s->wr[0],
+			  NULL);
 	if (rc)
 		return rc;
 	s->nwr = 1;
 	if (p1 != p0) {
-		rc = wr_begin(s->t, s, &s->mb, p1, s->t->cfg.write_kinds, &s->wr[1]);
+		rc = wr_begin(s->t, s, &s->mb, p1, s->t->cfg.write_kinds, TR_EV_WRITE, &s->wr[1],
+			      NULL);
 		if (rc) {
 			tr_sub_write_end(s, NULL);
 			return rc;
@@ -277,7 +294,8 @@ void tr_sub_write_end(struct tr_sub *s, bool *still_traced)
 }
 
 static int run_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, size_t len,
-		     unsigned kinds, tr_write_fn fn, void *arg)
+		     unsigned kinds, enum tr_ev_type type, tr_write_fn fn, void *arg,
+		     unsigned *notified)
 {
 	struct tr_mbox host_mb, *mb = actor ? &actor->mb : &host_mb;
 	if (!actor)
@@ -287,7 +305,7 @@ static int run_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, siz
 		uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
 		size_t chunk = UTIL_MIN(len, (size_t)(page + TR_PAGE_SIZE - gpa));
 		struct tr_wr w;
-		rc = wr_begin(t, actor, mb, page, kinds, &w);
+		rc = wr_begin(t, actor, mb, page, kinds, type, &w, notified);
 		if (rc)
 			break;
 		if (fn)
@@ -310,7 +328,7 @@ int tr_write(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, size_t len,
 {
 	if (!t || !fn || (actor && actor->t != t))
 		return -EINVAL;
-	return run_event(t, actor, gpa, len, t->cfg.write_kinds, fn, arg);
+	return run_event(t, actor, gpa, len, t->cfg.write_kinds, TR_EV_WRITE, fn, arg, NULL);
 }
 
 int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned kinds,
@@ -319,5 +337,17 @@ int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned ki
 	if (!t || !kinds || (kinds & ~TR_KINDS_ALL) || (actor && actor->t != t))
 		return -EINVAL;
 	uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
-	return run_event(t, actor, page, TR_PAGE_SIZE, kinds, fn, arg);
+	return run_event(t, actor, page, TR_PAGE_SIZE, kinds, TR_EV_WRITE, fn, arg, NULL);
+}
+
+int tr_revoke(struct tr_table *t, uint64_t gpa, unsigned *notified)
+{
+	if (!t)
+		return -EINVAL;
+	unsigned n = 0;
+	uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
+	int rc = run_event(t, NULL, page, TR_PAGE_SIZE, TR_KINDS_ALL, TR_EV_REVOKE, NULL, NULL, &n);
+	if (notified)
+		*notified = n;
+	return rc;
 }

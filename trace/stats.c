@@ -35,6 +35,11 @@ static void add_stats(struct tr_stats *sum, const struct tr_stats *s)
 	sum->suspended_ns += s->suspended_ns;
 	sum->writer_wait_ns += s->writer_wait_ns;
 	sum->kicks += s->kicks;
+	sum->revoke_recv += s->revoke_recv;
+	sum->revoke_nonsub += s->revoke_nonsub;
+	sum->revocations += s->revocations;
+	sum->revoke_sent += s->revoke_sent;
+	sum->revoke_silent += s->revoke_silent;
 }
 
 static void put_stats(FILE *f, const struct tr_stats *s)
@@ -56,6 +61,12 @@ static void put_stats(FILE *f, const struct tr_stats *s)
 		(unsigned long long)s->notify_nonsub, (unsigned long long)s->self_notify,
 		(unsigned long long)s->trap_sync, (unsigned long long)s->suspended_ns,
 		(unsigned long long)s->writer_wait_ns, (unsigned long long)s->kicks);
+	fprintf(f,
+		",\"revoke_recv\":%llu,\"revoke_nonsub\":%llu,\"revocations\":%llu,"
+		"\"revoke_sent\":%llu,\"revoke_silent\":%llu",
+		(unsigned long long)s->revoke_recv, (unsigned long long)s->revoke_nonsub,
+		(unsigned long long)s->revocations, (unsigned long long)s->revoke_sent,
+		(unsigned long long)s->revoke_silent);
 }
 
 int tr_stats_write_json(struct tr_table *t, FILE *f)

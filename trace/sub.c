@@ -143,11 +143,23 @@ static bool pull_inbox(struct tr_sub *s, bool early)
 			free(l);
 			continue;
 		}
-		if (early)
+		/* A revocation is acknowledged at a boundary only: here the
+		 * instruction in progress may still use the page (a store
+		 * after its write_pre wait, an AMO), and once acknowledged
+		 * the page may be gone. */
+		if (early && l->ev->type != TR_EV_REVOKE)
 			tr_note_ack(l);
 		*tail = l;
 		tail = &l->next;
 		any = true;
+		if (l->ev->type == TR_EV_REVOKE) {
+			TR_STAT_ADD(s->st.revoke_recv, 1);
+			if (!l->kinds) {
+				TR_STAT_ADD(s->st.revoke_nonsub, 1);
+				TR_STAT_ADD(s->st.notify_nonsub, 1);
+			}
+			continue;
+		}
 		if (l->self || l->ev->type != TR_EV_WRITE)
 			continue;
 		if (!l->kinds)
@@ -192,6 +204,35 @@ void tr_wait_acks(struct tr_sub *self, struct tr_mbox *mb, struct tr_event *ev)
 
 /* ---- serving at an instruction boundary ------------------------------ */
 
+/* What a note makes the vCPU drop: a revocation drops everything derived
+ * from the page (a structure derived after the subscriber snapshot is no
+ * better than one derived before), a write what the recipient was told. */
+static void note_act(struct tr_sub *s, struct tr_note *n)
+{
+	struct tr_event *ev = n->ev;
+	if (ev->type == TR_EV_TRAP) {
+		s->ops->set_write_trap(s->vcpu, ev->page, true);
+		return;
+	}
+	unsigned kinds = ev->type == TR_EV_REVOKE ? ev->kinds : n->kinds;
+	if (!kinds)
+		return;
+	s->ops->invalidate(s->vcpu, kinds, ev->page);
+	for (int k = 0; k < TR_KIND_COUNT; k++)
+		if (n->kinds & TR_KBIT(k))
+			TR_STAT_ADD(s->st.kind[k].rederive, 1);
+}
+
+static void note_done(struct tr_sub *s, struct tr_note **pp)
+{
+	struct tr_note *n = *pp;
+	tr_note_ack(n);
+	*pp = n->next;
+	tr_event_put(n->ev);
+	free(n);
+	(void)s;
+}
+
 /* Handles what can be handled now; returns true when nothing is left. */
 static bool serve_pass(struct tr_sub *s)
 {
@@ -199,26 +240,16 @@ static bool serve_pass(struct tr_sub *s)
 	while (*pp) {
 		struct tr_note *n = *pp;
 		struct tr_event *ev = n->ev;
-		if (ev->type == TR_EV_TRAP) {
-			s->ops->set_write_trap(s->vcpu, ev->page, true);
-		} else {
+		if (ev->type != TR_EV_TRAP) {
 			if (ev->proto == TR_PROTO_PRE)
 				tr_note_ack(n); /* acknowledged at the boundary; now suspended */
 			if (!atomic_load_explicit(&ev->written, memory_order_acquire)) {
 				pp = &n->next;
 				continue;
 			}
-			if (n->kinds) {
-				s->ops->invalidate(s->vcpu, n->kinds, ev->page);
-				for (int k = 0; k < TR_KIND_COUNT; k++)
-					if (n->kinds & TR_KBIT(k))
-						TR_STAT_ADD(s->st.kind[k].rederive, 1);
-			}
 		}
-		tr_note_ack(n);
-		*pp = n->next;
-		tr_event_put(ev);
-		free(n);
+		note_act(s, n);
+		note_done(s, pp);
 	}
 	return s->taken == NULL;
 }
@@ -239,6 +270,20 @@ void tr_sub_serve(struct tr_sub *s)
 	}
 	if (t0)
 		TR_STAT_ADD(s->st.suspended_ns, util_now_ns() - t0);
+}
+
+void tr_sub_serve_now(struct tr_sub *s)
+{
+	if (atomic_exchange(&s->kicked, 0))
+		TR_STAT_ADD(s->st.kicks, 1);
+	/* Not running: no instruction is in progress and none starts before
+	 * we return, so acting before a write completes is safe (a rederive
+	 * waits for the write, or is notified again by a pre-write re-check). */
+	pull_inbox(s, false);
+	while (s->taken) {
+		note_act(s, s->taken);
+		note_done(s, &s->taken);
+	}
 }
 
 bool tr_sub_pending(const struct tr_sub *s)
@@ -405,6 +450,9 @@ void tr_sub_stats(const struct tr_sub *s, struct tr_stats *out)
 	out->suspended_ns = TR_STAT_LOAD(st->suspended_ns);
 	out->writer_wait_ns = TR_STAT_LOAD(st->writer_wait_ns);
 	out->kicks = TR_STAT_LOAD(st->kicks);
+	out->revoke_recv = TR_STAT_LOAD(st->revoke_recv);
+	out->revoke_nonsub = TR_STAT_LOAD(st->revoke_nonsub);
+	out->revocations = out->revoke_sent = out->revoke_silent = 0;
 }
 
 /* ---- deriving and dropping ------------------------------------------- */

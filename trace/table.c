@@ -51,6 +51,14 @@ int tr_cfg_set(struct tr_cfg *cfg, const char *opt, char *err, size_t n)
 	}
 	size_t klen = (size_t)(eq - opt);
 	const char *val = eq + 1;
+	if (klen == 6 && !strncmp(opt, "writes", 6)) {
+		if (strcmp(val, "0") && strcmp(val, "1")) {
+			snprintf(err, n, "trace option writes: '%s' is not 0 or 1", val);
+			return -EINVAL;
+		}
+		cfg->write_kinds = val[0] == '1' ? TR_KBIT(TR_KIND_CODE) | TR_KBIT(TR_KIND_PT) : 0;
+		return 0;
+	}
 	if (klen == 9 && !strncmp(opt, "broadcast", 9)) {
 		if (strcmp(val, "0") && strcmp(val, "1")) {
 			snprintf(err, n, "trace option broadcast: '%s' is not 0 or 1", val);
@@ -73,7 +81,7 @@ int tr_cfg_set(struct tr_cfg *cfg, const char *opt, char *err, size_t n)
 		}
 		return 0;
 	}
-	snprintf(err, n, "trace option '%.*s': unknown (code, pt, tlb, broadcast)", (int)klen, opt);
+	snprintf(err, n, "trace option '%.*s': unknown (code, pt, tlb, broadcast, writes)", (int)klen, opt);
 	return -EINVAL;
 }
 
@@ -187,11 +195,18 @@ unsigned tr_page_wcount(const struct tr_table *t, const struct tr_page *pe)
 	return n;
 }
 
+static unsigned page_nsubs(const struct tr_page *pe)
+{
+	return (unsigned)pe->nsubs[0] + pe->nsubs[1] + pe->nsubs[2];
+}
+
 void tr_page_sub_add(struct tr_table *t, struct tr_page *pe, unsigned id, enum tr_kind k)
 {
 	bool wk = t->cfg.write_kinds & TR_KBIT(k);
 	if (wk && tr_page_wcount(t, pe) == 0)
 		atomic_fetch_add_explicit(&t->hint[tr_hint_of(pe->page)], 1, memory_order_relaxed);
+	if (t->cfg.on_page && page_nsubs(pe) == 0)
+		t->cfg.on_page(t->cfg.on_page_arg, pe->page, true);
 	tr_bit_set(pe->subs[k], id);
 	pe->nsubs[k]++;
 }
@@ -204,6 +219,8 @@ void tr_page_sub_del(struct tr_table *t, struct tr_page *pe, unsigned id, enum t
 	pe->nsubs[k]--;
 	if ((t->cfg.write_kinds & TR_KBIT(k)) && tr_page_wcount(t, pe) == 0)
 		atomic_fetch_sub_explicit(&t->hint[tr_hint_of(pe->page)], 1, memory_order_relaxed);
+	if (t->cfg.on_page && page_nsubs(pe) == 0)
+		t->cfg.on_page(t->cfg.on_page_arg, pe->page, false);
 }
 
 bool tr_page_write_traced(struct tr_table *t, uint64_t gpa)

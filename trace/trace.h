@@ -24,6 +24,7 @@
  *   _write_begin/_write_end are called only there.  tr_sub_stats may be
  *   called from any thread (relaxed counters).
  * - tr_write / tr_event with actor NULL: any host thread (loader, device).
+ * - tr_revoke: any host thread (the DSM agent taking a page away).
  * - The vCPU ops (struct tr_vcpu_ops): kick() from any thread; invalidate()
  *   only from tr_sub_serve(), i.e. on the vCPU's own thread at an
  *   instruction boundary; set_write_trap() on the vCPU's own thread from
@@ -65,14 +66,22 @@ enum tr_proto { TR_PROTO_POST = 0, TR_PROTO_PRE = 1 };
 struct tr_cfg {
 	unsigned max_vcpus;                 /* 1..TR_MAX_VCPUS */
 	enum tr_proto proto[TR_KIND_COUNT]; /* per kind; an event uses PRE if any kind it hits does */
-	unsigned write_kinds;               /* kinds a write to the page concerns (CODE|PT) */
+	unsigned write_kinds;               /* kinds a write to the page concerns (CODE|PT);
+					     * 0: no write traces, subscriptions only (revocation) */
 	bool broadcast;                     /* baseline: notify every vCPU, not only subscribers */
+	/* Optional: page gained its first subscriber of any kind (traced) or
+	 * lost its last (!traced): the node-wide subscription (node/vm_dsm.c
+	 * tells the page's DSM home).  Called in order per page, under the
+	 * page's stripe mutex: must not block nor call into trace/. */
+	void (*on_page)(void *arg, uint64_t page, bool traced);
+	void *on_page_arg;
 };
 
 /* Defaults: CODE post, PT post, TLB pre; write_kinds = CODE|PT; no broadcast. */
 void tr_cfg_default(struct tr_cfg *cfg);
 /* Sets one option from text ("code=pre", "pt=post", "tlb=pre",
- * "broadcast=1").  Returns 0, or -EINVAL with a message in err (size n). */
+ * "broadcast=1", "writes=0" for no write traces).  Returns 0, or -EINVAL
+ * with a message in err (size n). */
 int tr_cfg_set(struct tr_cfg *cfg, const char *opt, char *err, size_t n);
 const char *tr_kind_name(enum tr_kind k);
 
@@ -120,6 +129,11 @@ int tr_sub_dropped(struct tr_sub *s, enum tr_kind kind, uint64_t gpa);
  * stay suspended while a pre-write is in progress, invalidate, set write
  * traps).  Returns when the vCPU may execute guest code again. */
 void tr_sub_serve(struct tr_sub *s);
+/* The same for a vCPU that is not running (its thread stopped, or another
+ * thread works on its behalf): everything is acted on and acknowledged at
+ * once, without waiting for writes in progress (nothing of it runs until
+ * they are done: rederiving waits for them). */
+void tr_sub_serve_now(struct tr_sub *s);
 /* Cheap: is there anything for tr_sub_serve to do? */
 bool tr_sub_pending(const struct tr_sub *s);
 
@@ -146,6 +160,19 @@ int tr_write(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, size_t len,
  * fn (may be NULL) runs when the protocol allows the page to change. */
 int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned kinds,
 	     tr_write_fn fn, void *arg);
+
+/*
+ * Revocation (issue 5): page gpa is leaving this node or losing write
+ * permission (the DSM changed its state BEFORE calling this).  Every vCPU
+ * subscribed to the page in any kind acknowledges at an instruction
+ * boundary (never inside a trace wait, where an instruction may be half
+ * done) and stays suspended until the event ends; it then drops everything
+ * it derived from the page before it runs again.  Only subscribers are
+ * interrupted.  Pre-write whatever the configured protocols.  Any host
+ * thread (actor NULL).  *notified (may be NULL): vCPUs interrupted.
+ * Returns 0, -EINVAL or -ENOMEM.
+ */
+int tr_revoke(struct tr_table *t, uint64_t gpa, unsigned *notified);
 
 /* Queries (any thread). */
 bool tr_page_write_traced(struct tr_table *t, uint64_t gpa);
@@ -174,6 +201,13 @@ struct tr_stats {
 	uint64_t suspended_ns;    /* time suspended waiting for another vCPU's write */
 	uint64_t writer_wait_ns;  /* time the acting vCPU idled for acknowledgements */
 	uint64_t kicks;           /* times this vCPU was interrupted by the trace layer */
+	/* revocations (tr_revoke): as recipient, per vCPU; as revoker, host */
+	uint64_t revoke_recv;     /* revocation notes received */
+	uint64_t revoke_nonsub;   /* ... while not subscribed to the page (also in
+				   * notify_nonsub): must stay 0 */
+	uint64_t revocations;     /* host: tr_revoke calls */
+	uint64_t revoke_sent;     /* host: vCPUs interrupted by them */
+	uint64_t revoke_silent;   /* host: calls that interrupted nobody */
 };
 void tr_sub_stats(const struct tr_sub *s, struct tr_stats *out);
 /* Host-side writers (actor NULL) and the number of live page entries. */

@@ -34,7 +34,9 @@ struct tr_stripe {
 	struct tr_page *bucket[TR_BUCKETS_PER_STRIPE];
 } __attribute__((aligned(64)));
 
-enum tr_ev_type { TR_EV_WRITE = 0, TR_EV_TRAP = 1 };
+/* WRITE: a write or page event (tr_write, tr_event); TRAP: a write-trap
+ * switch; REVOKE: tr_revoke (acknowledged at a boundary only). */
+enum tr_ev_type { TR_EV_WRITE = 0, TR_EV_TRAP = 1, TR_EV_REVOKE = 2 };
 
 /*
  * One trace event (or one write-trap switch).  Allocated by the acting
