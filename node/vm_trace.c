@@ -19,6 +19,11 @@
  *   hart's next block boundary and wakes it from wfi.  When the hart is not
  *   running cpu_run_on runs it at once on the caller's thread; serve_mu
  *   keeps two such callers apart.
+ * - Revocation (vm_dsm.c: vt_revoke = tr_revoke) and the node-wide
+ *   subscription callback (vt_create_cfg: tr_cfg.on_page) make this table
+ *   the multi-node glue's one record of who derived what; a kick hook lets
+ *   it wake harts blocked in dsm_fault.  A hart that is not running is
+ *   served on the kicker's thread with tr_sub_serve_now.
  * Threads: everything per hart runs on that hart's thread except kick.
  */
 #include <errno.h>

@@ -27,3 +27,21 @@ if(TARGET spanvm_trace)
   add_test(NAME unit.tr_revoke COMMAND test_tr_revoke)
   set_tests_properties(unit.tr_revoke PROPERTIES LABELS "unit;sanitize" TIMEOUT 60)
 endif()
+# Revocation in a guest run: mp_pt with its harts on nodes 0 and 1 (the
+# page-table page and flag move between them).  Every node's revocations
+# went through its trace table (host revocations = the glue's count), they
+# interrupted harts, and none reached a hart without a subscription.
+get_property(rv_guest_dir GLOBAL PROPERTY SPANVM_GUEST_DIR)
+if(TARGET test_multinode_dsm AND rv_guest_dir)
+  add_test(NAME multinode.mp_pt.revoke_stats COMMAND sh -c "\
+$<TARGET_FILE:test_multinode_dsm> ${rv_guest_dir}/mp_pt.elf 2 --timeout 500 \
+--stats-file revoke_stats.json && python3 -c \"import json; d = json.load(open('revoke_stats.json')); \
+n = d['nodes']; t = [x['trace'] for x in n]; \
+assert sum(x['revocation_interrupts'] for x in n) > 0, 'no hart was interrupted'; \
+assert all(x['trace']['host']['revocations'] == x['revocations'] for x in n), 'revocations bypassed the table'; \
+assert all(y['totals']['revoke_recv'] == x['revocation_interrupts'] for x, y in zip(n, t)), 'receipts != interrupts'; \
+assert all(y['totals']['revoke_nonsub'] == 0 for y in t), 'a non-subscriber was interrupted'; \
+print('revocations', [x['revocations'] for x in n], 'silent', [x['revocations_silent'] for x in n])\"")
+  set_tests_properties(multinode.mp_pt.revoke_stats PROPERTIES LABELS "integration;guest"
+    TIMEOUT 600 ENVIRONMENT "SPANVM_PROVIDER=tcp\\;ofi_rxm")
+endif()

@@ -6,7 +6,7 @@
  * TLB entry that maps the page: TLB) subscribes that vCPU to a trace on
  * (page, kind).  A trace event on the page (a store or AMO through the
  * write-trap slow path, the walker's A/D update, a device or loader write,
- * later the DSM agent taking the page away) notifies exactly the vCPUs
+ * the DSM agent taking the page away: tr_revoke) notifies exactly the vCPUs
  * subscribed to the kinds the event concerns; they drop what they derived
  * and rederive on demand.  Nobody else is interrupted.
  *
@@ -156,7 +156,8 @@ int tr_write(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, size_t len,
 	     tr_write_fn fn, void *arg);
 
 /* A trace event of the given kinds on one page that is not a plain write
- * (e.g. the DSM agent downgrading or taking the page away: TLB|CODE|PT).
+ * (the DSM agent uses tr_revoke instead, which is acknowledged at
+ * instruction boundaries only).
  * fn (may be NULL) runs when the protocol allows the page to change. */
 int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned kinds,
 	     tr_write_fn fn, void *arg);
