@@ -121,6 +121,11 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 		d->cfg.retx_ns = 20000000ull;
 	if (!d->cfg.hold_ns)
 		d->cfg.hold_ns = 1000000ull;
+	d->spin_ns = d->cfg.spin_ns;
+	if (!d->spin_ns && getenv("SPANVM_DSM_SPIN_NS"))
+		d->spin_ns = strtoull(getenv("SPANVM_DSM_SPIN_NS"), NULL, 10);
+	if (!d->spin_ns)
+		d->spin_ns = DSM_SPIN_NS;
 	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
 		d->cfg.block_pages = (d->npages + d->nnodes - 1) / d->nnodes;
 	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
@@ -266,6 +271,7 @@ int dsm_page_state(struct dsm *d, uint64_t gpa, enum dsm_state *st, uint32_t *ve
 
 void dsm_wake(struct dsm *d)
 {
+	atomic_fetch_add(&d->kicks, 1);
 	pthread_mutex_lock(&d->lock);
 	pthread_cond_broadcast(&d->fault_cv);
 	pthread_mutex_unlock(&d->lock);
@@ -306,7 +312,7 @@ bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j)
 	for (unsigned i = 0; i < DSM_PENDING_MAX && !done; i++) {
 		struct dsm_pending *e = &d->pending[i];
 		if (e->want && e->page == j->page && !e->grant) {
-			e->grant = j;
+			__atomic_store_n(&e->grant, j, __ATOMIC_RELEASE);
 			done = true;
 		}
 	}
@@ -373,7 +379,7 @@ static void take_grant(struct dsm *d, struct dsm_pending *e)
 {
 	struct dsm_job *j = e->grant;
 
-	e->grant = NULL;
+	__atomic_store_n(&e->grant, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&d->lock);
 	if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
 		dsm_agent_send_ack(d, j->src, j->page, j->version);
@@ -404,6 +410,36 @@ static bool pending_join(struct dsm *d, uint64_t page, unsigned access, struct d
 	return true;
 }
 
+uint64_t dsm_spin_budget(const struct dsm *d, struct dsm_spin *s)
+{
+	uint64_t e = atomic_load_explicit(&s->ewma_ns, memory_order_relaxed);
+	uint64_t b = 2 * e + 10000;
+	return b <= d->spin_ns ? b : 0;
+}
+
+void dsm_spin_note(struct dsm_spin *s, uint64_t waited_ns)
+{
+	uint64_t e = atomic_load_explicit(&s->ewma_ns, memory_order_relaxed);
+	waited_ns = UTIL_MIN(waited_ns, 100000000ull); /* one stall does not stick */
+	atomic_store_explicit(&s->ewma_ns, e - e / 8 + waited_ns / 8, memory_order_relaxed);
+}
+
+struct fault_poll {
+	struct dsm *d;
+	struct dsm_pending *e;
+	uint64_t page;
+	unsigned access, kicks;
+};
+
+/* tp_poll_wait's predicate, no lock held: a grant to take, or the page. */
+static bool fault_answered(void *arg)
+{
+	struct fault_poll *f = arg;
+	return __atomic_load_n(&f->e->grant, __ATOMIC_ACQUIRE) ||
+	       state_allows(atomic_load(&f->d->state[f->page]), f->access) ||
+	       atomic_load(&f->d->stopping) || atomic_load(&f->d->kicks) != f->kicks;
+}
+
 int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_waiter *w)
 {
 	struct dsm_pending *e;
@@ -419,8 +455,14 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 	for (;;) {
 		unsigned want = e->want;
 		if (send) {
+			struct fault_poll fp = {d, e, page, access, atomic_load(&d->kicks)};
 			pthread_mutex_unlock(&d->lock);
 			dsm_agent_send_req(d, page, want);
+			/* Read the answer ourselves: the GRANT handler runs on this
+			 * thread (no progress-thread and condvar hop) */
+			uint64_t budget = dsm_spin_budget(d, &d->spin_fault);
+			if (budget)
+				tp_poll_wait(d->cfg.tp, fault_answered, &fp, budget);
 			pthread_mutex_lock(&d->lock);
 			send = false;
 		}
@@ -472,10 +514,13 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 		e->lost = false;
 		if (e->grant) /* stopping, or a grant beyond what we needed */
 			dsm_queue_push(&d->agentq, e->grant);
-		e->grant = NULL;
+		__atomic_store_n(&e->grant, NULL, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&d->lock);
-	DSM_ADD(d, fault_wait_ns, util_now_ns() - t0);
+	uint64_t waited = util_now_ns() - t0;
+	if (rc == 0)
+		dsm_spin_note(&d->spin_fault, waited);
+	DSM_ADD(d, fault_wait_ns, waited);
 	return rc;
 }
 

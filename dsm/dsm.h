@@ -96,6 +96,9 @@ struct dsm_cfg {
 	uint64_t msg_timeout_ns;    /* per try of a home/agent request; 0 = 200 ms */
 	uint64_t retx_ns;           /* requester retransmission interval; 0 = 20 ms */
 	uint64_t hold_ns;           /* max. hold of a fresh grant nobody saw yet; 0 = 1 ms */
+	uint64_t spin_ns;           /* max. budget of a waiter polling the CQ itself (adaptive,
+				     * see docs/dsm.md); 0 = env SPANVM_DSM_SPIN_NS or 500 us;
+				     * 1 = never poll */
 };
 
 /* Parses "interleave" | "block".  0 or -EINVAL. */
@@ -165,6 +168,10 @@ struct dsm_hot_page {
 	uint64_t moves;    /* ownership moves between nodes */
 };
 int dsm_hot_pages(struct dsm *d, unsigned n, struct dsm_hot_page *out, unsigned *count);
+
+/* DSM messages dropped, process-wide, because they reached a node after
+ * its dsm_stop (logged at DBG: harmless, the VM is over there). */
+uint64_t dsm_late_dropped(void);
 
 struct dsm_stats {
 	/* requester side */

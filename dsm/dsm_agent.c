@@ -48,7 +48,7 @@ void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j)
 	if (q->tail)
 		q->tail->next = j;
 	else
-		q->head = j;
+		__atomic_store_n(&q->head, j, __ATOMIC_RELEASE);
 	q->tail = j;
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
@@ -62,12 +62,17 @@ struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
 		pthread_cond_wait(&q->cv, &q->mu);
 	if (!q->stop) {
 		j = q->head;
-		q->head = j->next;
+		__atomic_store_n(&q->head, j->next, __ATOMIC_RELAXED);
 		if (!q->head)
 			q->tail = NULL;
 	}
 	pthread_mutex_unlock(&q->mu);
 	return j;
+}
+
+bool dsm_queue_nonempty(struct dsm_queue *q)
+{
+	return __atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL;
 }
 
 void dsm_queue_stop(struct dsm_queue *q)
@@ -500,12 +505,44 @@ static void on_sub(void *arg, const struct tp_msg *m)
 	dsm_sub__free_unpacked(r, NULL);
 }
 
+/*
+ * After dsm_stop: the peers' DSM messages still in flight (acks of our last
+ * transaction, retransmitted requests, their homes' resends while they stop
+ * too) are for a VM that is over here.  Dropping them is harmless — a peer
+ * still running only retransmits until it stops itself — so they are
+ * counted and logged at DBG instead of tp's "no handler" WARN.  Process-wide
+ * counter: the handler outlives this struct dsm (arg NULL).
+ */
+static _Atomic uint64_t late_msgs;
+
+static void on_late(void *arg, const struct tp_msg *m)
+{
+	(void)arg;
+	uint64_t n = atomic_fetch_add(&late_msgs, 1) + 1;
+	LOG_DBG(DSM_SUBSYS, "DSM stopped: dropped message type %u from node %d (%llu so far)",
+		m->type, m->src, (unsigned long long)n);
+}
+
+uint64_t dsm_late_dropped(void)
+{
+	return atomic_load(&late_msgs);
+}
+
 void dsm_agent_set_handlers(struct dsm *d, bool on)
 {
 	struct tp *tp = d->cfg.tp;
-	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_REQ, on ? on_req : NULL, d);
-	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_INV, on ? on_inv : NULL, d);
-	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_GRANT, on ? on_grant : NULL, d);
-	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_SUB, on ? on_sub : NULL, d);
-	tp_handler_set(tp, DSM_MSG_TYPE__DSM_MSG_ACK, on ? on_ack : NULL, d);
+
+	if (!on) {
+		for (uint32_t t = DSM_MSG_TYPE__DSM_MSG_REQ; t <= DSM_MSG_TYPE__DSM_MSG_SUB; t++)
+			tp_handler_set(tp, t, on_late, NULL);
+		return;
+	}
+	/* Every handler is thread-safe and never blocks (queues, d->lock,
+	 * ack_mu, atomics): a faulting vCPU or the home worker polling the CQ
+	 * in tp_poll_wait may run them itself. */
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_REQ, on_req, d);
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_INV, on_inv, d);
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_GRANT, on_grant, d);
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_SUB, on_sub, d);
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_ACK, on_ack, d);
 }

@@ -52,6 +52,12 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
  * from our RAM meanwhile (the requester pulling the body from us) were
  * served late; waiting on our own condvar keeps the progress thread on it.
  */
+static bool ack_arrived(void *arg)
+{
+	struct dsm *d = arg;
+	return atomic_load(&d->ack_got) || atomic_load(&d->stopping);
+}
+
 static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, size_t len,
 		     uint64_t page, uint32_t version)
 {
@@ -72,14 +78,22 @@ static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, siz
 		uint64_t ns = (uint64_t)ts.tv_nsec + d->cfg.msg_timeout_ns;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
+		/* Poll the CQ ourselves first: the ACK is read (and its handler
+		 * run) on this thread, and peers' RMA reads of our RAM are served
+		 * meanwhile; sleep only once the budget is used up. */
+		uint64_t budget = dsm_spin_budget(d, &d->spin_ack), t0 = util_now_ns();
+		if (budget)
+			tp_poll_wait(d->cfg.tp, ack_arrived, d, budget);
 		pthread_mutex_lock(&d->ack_mu);
 		while (!d->ack_got && !atomic_load(&d->stopping) &&
 		       pthread_cond_timedwait(&d->ack_cv, &d->ack_mu, &ts) == 0)
 			;
 		bool got = d->ack_got;
 		pthread_mutex_unlock(&d->ack_mu);
-		if (got)
+		if (got) {
+			dsm_spin_note(&d->spin_ack, util_now_ns() - t0);
 			break;
+		}
 		if (atomic_load(&d->stopping)) {
 			rc = -ECANCELED;
 			break;
@@ -135,6 +149,17 @@ static int send_grant(struct dsm *d, int node, uint64_t page, uint32_t v, uint32
 	return home_call(d, node, DSM_MSG_TYPE__DSM_MSG_GRANT, buf, n, page, v);
 }
 
+/* -ECANCELED is this node's orderly stop (dsm_stop), not a failure. */
+static void txn_failed(uint64_t page, const char *what, int node, int rc)
+{
+	if (rc == -ECANCELED)
+		LOG_DBG(DSM_SUBSYS, "page %llu: %s node %d cancelled by the stop",
+			(unsigned long long)page, what, node);
+	else
+		LOG_ERR(DSM_SUBSYS, "page %llu: %s node %d failed: %s", (unsigned long long)page,
+			what, node, strerror(-rc));
+}
+
 static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, uint32_t v)
 {
 	int owner = e->owner ? e->owner - 1 : -1;
@@ -144,8 +169,7 @@ static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, u
 	if (owner >= 0 && e->excl && owner != src) {
 		rc = send_inv(d, owner, page, v, true, subs >> owner & 1);
 		if (rc) {
-			LOG_ERR(DSM_SUBSYS, "page %llu: downgrade at node %d failed: %s",
-				(unsigned long long)page, owner, strerror(-rc));
+			txn_failed(page, "downgrade at", owner, rc);
 			return;
 		}
 	}
@@ -153,8 +177,7 @@ static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, u
 	rc = send_grant(d, src, page, v, DSM_SHARED, owner);
 	e->version = v;
 	if (rc) {
-		LOG_ERR(DSM_SUBSYS, "page %llu: grant to node %d failed: %s",
-			(unsigned long long)page, src, strerror(-rc));
+		txn_failed(page, "grant to", src, rc);
 		return;
 	}
 	e->copyset |= 1ull << src;
@@ -174,8 +197,7 @@ static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, 
 			continue;
 		rc = send_inv(d, n, page, v, false, subs >> n & 1);
 		if (rc)
-			LOG_ERR(DSM_SUBSYS, "page %llu: invalidation at node %d failed: %s",
-				(unsigned long long)page, n, strerror(-rc));
+			txn_failed(page, "invalidation at", n, rc);
 		e->copyset &= ~(1ull << n);
 	}
 	e->excl = 0;
@@ -184,8 +206,7 @@ static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, 
 	if (rc) {
 		/* The old owner's RAM still holds the latest data: keep it as
 		 * supplier so the page is not lost with the requester. */
-		LOG_ERR(DSM_SUBSYS, "page %llu: grant to node %d failed: %s",
-			(unsigned long long)page, src, strerror(-rc));
+		txn_failed(page, "grant to", src, rc);
 		e->copyset &= ~bit;
 		return;
 	}
@@ -216,13 +237,28 @@ static void home_txn(struct dsm *d, const struct dsm_job *j)
 		txn_read(d, e, j->page, j->src, e->version + 1);
 }
 
+static bool home_has_work(void *arg)
+{
+	struct dsm *d = arg;
+	return dsm_queue_nonempty(&d->homeq) || atomic_load(&d->stopping);
+}
+
 void *dsm_home_main(void *arg)
 {
 	struct dsm *d = arg;
 	struct dsm_job *j;
 
 	util_log_set_thread("dsm-home");
-	while ((j = dsm_queue_pop(&d->homeq))) {
+	for (;;) {
+		/* Right after a transaction the next request often follows (a
+		 * ping-pong, a fault burst): poll the CQ for it ourselves, so its
+		 * handler queues it on this thread, before sleeping on the queue. */
+		uint64_t t0 = util_now_ns(), budget = dsm_spin_budget(d, &d->spin_req);
+		if (budget && !dsm_queue_nonempty(&d->homeq))
+			tp_poll_wait(d->cfg.tp, home_has_work, d, budget);
+		if (!(j = dsm_queue_pop(&d->homeq)))
+			break;
+		dsm_spin_note(&d->spin_req, util_now_ns() - t0);
 		if (j->kind == JOB_REQ)
 			home_txn(d, j);
 		free(j);

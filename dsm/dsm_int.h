@@ -13,6 +13,7 @@
 #define DSM_SUBSYS "dsm"
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
 #define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
+#define DSM_SPIN_NS 500000ull /* default: poll the CQ this long before sleeping */
 
 /* Directory entry at the home: 32 bytes. */
 struct dsm_dir {
@@ -50,6 +51,21 @@ struct dsm_queue {
 	pthread_cond_t cv;
 	struct dsm_job *head, *tail;
 	bool stop;
+};
+
+/*
+ * Adaptive polling: a waiter polls the CQ itself (tp_poll_wait) only while
+ * its kind of wait usually ends soon.  Measured on this 2-core box: on an
+ * idle machine polling turns a fault into ~RTT + RMA; under load (10-25
+ * runnable threads) every spinning thread keeps the one it waits for off
+ * the CPUs, and guest runs got 20-150 % slower with a fixed 100-500 us
+ * budget.  So: an EWMA of the observed wait; budget = 2 x EWMA + 10 us
+ * while that stays below spin_ns, else 0 (sleep at once).  Waits are
+ * measured whether we polled or not, so polling resumes when the machine
+ * quiets down.  Races between threads updating the EWMA only blur it.
+ */
+struct dsm_spin {
+	_Atomic uint64_t ewma_ns;
 };
 
 struct dsm_pending {
@@ -105,7 +121,13 @@ struct dsm {
 	uint64_t ack_page;
 	uint32_t ack_version;
 	int ack_from;
-	bool ack_want, ack_got;
+	bool ack_want;
+	_Atomic bool ack_got;      /* also read without ack_mu (tp_poll_wait) */
+
+	uint64_t spin_ns;          /* max. tp_poll_wait budget of a waiter (cfg / env) */
+	/* adaptive polling (dsm_spin_*): how long each kind of wait took */
+	struct dsm_spin spin_fault, spin_ack, spin_req;
+	_Atomic unsigned kicks;    /* dsm_wake calls: end a faulting thread's polling */
 
 	struct dsm_queue homeq, agentq;
 	pthread_t home_thr, agent_thr;
@@ -119,6 +141,8 @@ struct dsm {
 #define DSM_ADD(d, f, v) __atomic_fetch_add(&(d)->st.f, (v), __ATOMIC_RELAXED)
 
 /* dsm.c */
+uint64_t dsm_spin_budget(const struct dsm *d, struct dsm_spin *s);
+void dsm_spin_note(struct dsm_spin *s, uint64_t waited_ns);
 int dsm_home_node(const struct dsm *d, uint64_t page);
 uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page);
 bool dsm_is_member(const struct dsm *d, int node);
@@ -138,6 +162,8 @@ void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j);
 /* NULL once stopped. */
 struct dsm_job *dsm_queue_pop(struct dsm_queue *q);
 void dsm_queue_stop(struct dsm_queue *q);
+/* Lock-free peek (a poller's predicate); the answer may be stale. */
+bool dsm_queue_nonempty(struct dsm_queue *q);
 
 /* dsm_agent.c: the node side */
 void *dsm_agent_main(void *arg);

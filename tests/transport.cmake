@@ -1,5 +1,5 @@
 if(TARGET spanvm_transport)
-  foreach(t test_tp test_tp_fault)
+  foreach(t test_tp test_tp_fault test_tp_poll)
     if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/${t}.c)
       add_executable(${t} ${CMAKE_CURRENT_SOURCE_DIR}/unit/${t}.c)
       target_link_libraries(${t} spanvm_transport PkgConfig::CMOCKA)

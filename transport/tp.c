@@ -605,7 +605,18 @@ int tp_handler_set(struct tp *tp, uint32_t type, tp_handler_fn fn, void *arg)
 	if (!tp || type == 0 || type >= TP_MAX_TYPE)
 		return -EINVAL;
 	atomic_store(&tp->handlers[type].fn, NULL);
+	atomic_store(&tp->handlers[type].any_thread, false);
 	atomic_store(&tp->handlers[type].arg, arg);
+	atomic_store(&tp->handlers[type].fn, fn);
+	return 0;
+}
+
+int tp_handler_set_any(struct tp *tp, uint32_t type, tp_handler_fn fn, void *arg)
+{
+	int rc = tp_handler_set(tp, type, NULL, arg);
+	if (rc || !fn)
+		return rc;
+	atomic_store(&tp->handlers[type].any_thread, true);
 	atomic_store(&tp->handlers[type].fn, fn);
 	return 0;
 }

@@ -141,6 +141,10 @@ void tp_epoch_set(struct tp *tp, uint64_t epoch);
 
 /* type 1..65535; fn NULL removes.  Types 1..63 are transport's (PING is built in). */
 int tp_handler_set(struct tp *tp, uint32_t type, tp_handler_fn fn, void *arg);
+/* Same, but fn may also run on a thread waiting in tp_poll_wait, possibly
+ * at the same time as handlers on the progress thread: it must be
+ * thread-safe and must not block (no tp_request / tp_rma_*). */
+int tp_handler_set_any(struct tp *tp, uint32_t type, tp_handler_fn fn, void *arg);
 
 /* Copies payload and returns; delivery is best effort (faults, dead peer). */
 int tp_send(struct tp *tp, int dst, uint32_t type, const void *payload, size_t len);
@@ -179,6 +183,22 @@ int tp_rma_read(struct tp *tp, int peer, uint64_t remote_off, void *local, size_
 		uint64_t timeout_ns);
 int tp_rma_write(struct tp *tp, int peer, uint64_t remote_off, const void *local, size_t len,
 		 uint64_t timeout_ns);
+
+/*
+ * For a thread that waits for something a message will bring without
+ * being a tp_request caller (a DSM fault waiting for its grant, a home
+ * waiting for an acknowledgement): polls the CQ itself, as tp_request's
+ * caller does, until done(arg) is true, budget_ns passed, or it noticed it
+ * was descheduled (CPUs oversubscribed: spinning would keep the peer off
+ * them).  Messages whose handler was set with tp_handler_set_any run on
+ * this thread (that is the hop it saves); others go to the progress
+ * thread, which naps while a caller polls and is woken when this returns.
+ * done() is called often, without any tp lock held; it must be cheap.
+ * 0 = done, -EAGAIN = stopped polling (wait some other way), -ESHUTDOWN,
+ * -EDEADLK from a handler, -EINVAL.  Without a progress thread (inline
+ * mode, or before tp_start) it only checks done() and returns -EAGAIN.
+ */
+int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns);
 
 /* Switches the send-side fault hooks for one peer; any thread, any time. */
 int tp_fault_set(struct tp *tp, int peer, const struct tp_fault *f);

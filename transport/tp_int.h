@@ -120,6 +120,7 @@ struct tp_pending {
 struct tp_handler {
 	_Atomic(tp_handler_fn) fn;
 	_Atomic(void *) arg;
+	_Atomic bool any_thread;  /* may also run on a tp_poll_wait caller */
 };
 
 struct tp {
@@ -204,6 +205,8 @@ void tp_pool_put(struct tp_pool *p, struct tp_buf *b);
 int tp_rx_post(struct tp *tp, struct tp_buf *b);
 void tp_rx_complete(struct tp *tp, struct tp_buf *b, bool progress_thread);
 void tp_rx_dispatch(struct tp *tp, struct tp_buf *b);
+/* True on a thread inside tp_poll_wait (it runs any-thread handlers). */
+bool tp_polling_any(struct tp *tp);
 void tp_tx_complete(struct tp *tp, struct tp_buf *b, int err);
 void tp_tx_free(struct tp *tp, struct tp_buf *b);
 int tp_faults_flush(struct tp *tp, uint64_t now, uint64_t *next_release);

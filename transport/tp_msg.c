@@ -514,6 +514,19 @@ void tp_rx_complete(struct tp *tp, struct tp_buf *b, bool progress_thread)
 		rx_recycle(tp, b);
 		return;
 	}
+	if (!progress_thread && tp_polling_any(tp) &&
+	    atomic_load(&tp->handlers[env->type].any_thread) &&
+	    atomic_load(&tp->handlers[env->type].fn)) {
+		/* a thread waiting in tp_poll_wait: run it here, one hop less */
+		tp_run_handler(tp, atomic_load(&tp->handlers[env->type].fn),
+			       atomic_load(&tp->handlers[env->type].arg),
+			       &(struct tp_msg){.type = env->type, .src = (int)env->src,
+						.epoch = env->epoch, .seq = env->seq,
+						.payload = env->payload.data,
+						.len = env->payload.len});
+		rx_recycle(tp, b);
+		return;
+	}
 	if (!progress_thread) {
 		pthread_mutex_lock(&tp->defer_lock);
 		b->op.next = NULL;

@@ -32,6 +32,12 @@
 
 static __thread struct tp *tls_handler_tp; /* set while a handler runs */
 static __thread struct tp *tls_prog_holder; /* set while this thread holds prog_lock */
+static __thread struct tp *tls_poll_any; /* set while this thread is in tp_poll_wait */
+
+bool tp_polling_any(struct tp *tp)
+{
+	return tls_poll_any == tp;
+}
 
 static inline void cpu_relax(void)
 {
@@ -238,6 +244,46 @@ int tp_post_retry(struct tp *tp, ssize_t (*post)(struct tp *, void *), void *arg
 		if (atomic_load(&tp->stopping))
 			return -ESHUTDOWN;
 	}
+}
+
+int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns)
+{
+	if (!tp || !done)
+		return -EINVAL;
+	if (tp_in_handler(tp))
+		return -EDEADLK;
+	if (done(arg))
+		return 0;
+	if (tp->cfg.inline_progress || !tp->thread_started || tls_poll_any)
+		return -EAGAIN;
+	uint64_t prev = util_now_ns(), end = prev + budget_ns;
+	int rc = -EAGAIN;
+
+	atomic_fetch_add(&tp->pollers, 1);
+	tls_poll_any = tp;
+	for (;;) {
+		poll_as_caller(tp);
+		if (done(arg)) {
+			rc = 0;
+			break;
+		}
+		if (atomic_load(&tp->stopping)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
+		uint64_t now = util_now_ns();
+		if (now >= end || now - prev > TP_PREEMPTED_NS)
+			break;
+		prev = now;
+	}
+	tls_poll_any = NULL;
+	/* Unlike tp_wait_flag, wake the progress thread even when done: the
+	 * caller goes back to other work (a vCPU to guest code), not to its
+	 * next request, and a message arriving during the progress thread's
+	 * 1 ms nap would wait for it. */
+	if (atomic_fetch_sub(&tp->pollers, 1) == 1)
+		tp_wake_progress(tp);
+	return rc;
 }
 
 static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
