@@ -111,13 +111,10 @@ static int load_barrier(struct node_vm *vm, uint64_t ram_len, bool loader)
 	struct dsm *d = vmd_dsm(vm->vmd);
 	uint64_t at = VM_RAM_BASE + ram_len - 4096;
 	char buf[sizeof(LOADED_MAGIC)];
-	/* a Linux Image and initrd are megabytes through the DSM: minutes on a
-	 * loaded host (the coordinator stops us if the loader dies) */
-	int tries = vm->machine ? 6000 : 600;
 
 	if (loader)
 		return dsm_write(d, at, LOADED_MAGIC, sizeof(LOADED_MAGIC));
-	for (int i = 0; i < tries; i++) {
+	for (int i = 0; i < 600; i++) {
 		int rc = dsm_read(d, at, buf, sizeof(buf));
 		if (rc)
 			return rc;
@@ -178,7 +175,8 @@ static void *boot_main(void *arg)
 		rc = vmd_load_elf(vm->vmd, vm->img, vm->img_len, vm->loader, err, sizeof(err));
 	free(vm->img);
 	vm->img = NULL;
-	if (rc == 0 && (rc = load_barrier(vm, vm->ram_len, vm->loader)))
+	/* Linux: vml_load waits for the console node's message instead */
+	if (rc == 0 && !vm->machine && (rc = load_barrier(vm, vm->ram_len, vm->loader)))
 		snprintf(err, sizeof(err), "waiting for node %u to load the image: %s",
 			 vm->loader_id, strerror(-rc));
 	pthread_mutex_lock(&vm->mu);

@@ -229,6 +229,17 @@ void vml_destroy(struct vml *m);
 /* SBI/console/forwarding counters as member "linux" of a json_t object. */
 void vml_stats(struct vml *m, void *json_root);
 
+/* vm_sysmap.c: a kernel's System.map, to name guest pages of the Image
+ * (loaded at VIRT_KERNEL_ADDR).  load: 0, -errno, -EINVAL (not a kernel's
+ * map: no _start/_end).  name: the symbol at or below gpa and the offset,
+ * NULL outside the Image.  gpa: a symbol's guest-physical address or 0. */
+struct sysmap;
+int sysmap_load(const char *path, struct sysmap **out);
+void sysmap_free(struct sysmap *m);
+uint64_t sysmap_addr(const struct sysmap *m, const char *name);
+const char *sysmap_name(const struct sysmap *m, uint64_t gpa, uint64_t *off);
+uint64_t sysmap_gpa(const struct sysmap *m, const char *name);
+
 /* sbi_call.c: the cpu_cfg.sbi_call hook; arg is the struct vm_hart. */
 void sbi_call(void *arg, struct cpu *cpu);
 /* sbi_hart.c: HSM functions (fid, a0..a5); returns the SBI error, *value

@@ -11,6 +11,7 @@
  *   HSM_STATUS   its HSM state                       reply: SBI error, state
  *   MMIO_READ    UART/PLIC access on the console     reply: the value
  *   MMIO_WRITE   node (non-console nodes forward)    reply: done
+ *   LOADED       the console node wrote Image, initrd, DTB: start      reply: done
  *   IRQ          a PLIC context output level for a hart elsewhere (no reply)
  *
  * Wire (struct vml_wire, little-endian host layout pinned by a static
@@ -46,7 +47,7 @@
 
 enum { VML_MSG_REQ = 128, VML_MSG_REPLY = 129, VML_MSG_IRQ = 130 }; /* node range 128..191 */
 enum { OP_IPI = 1, OP_FENCE_I, OP_SFENCE, OP_HSM_START, OP_HSM_STATUS, OP_MMIO_READ,
-       OP_MMIO_WRITE, OP_MAX };
+       OP_MMIO_WRITE, OP_LOADED, OP_MAX };
 enum { SBI_ERR_FAILED = -1 };
 
 #define VML_MAGIC 0x314c4d56u      /* "VML1" */
@@ -96,6 +97,7 @@ struct vml {
 	uint64_t irq_gen;              /* console node: last generation sent */
 	uint64_t irq_seen[VM_MAX_HARTS][2]; /* receiver: last generation applied (MEI, SEI) */
 	bool timer_on, handlers_on;
+	bool loaded;                   /* under rpc_mu: the console node's LOADED came */
 	struct vml_st st;
 };
 
@@ -334,6 +336,12 @@ static bool run_req(struct vml *m, int src, const struct vml_wire *w, uint64_t *
 	case OP_MMIO_WRITE:
 		*a0 = (uint64_t)dev_bus_write(vm, w->a0, w->size, w->a1);
 		return true;
+	case OP_LOADED:
+		pthread_mutex_lock(&m->rpc_mu);
+		m->loaded = true;
+		pthread_cond_broadcast(&m->rpc_cv);
+		pthread_mutex_unlock(&m->rpc_mu);
+		return true;
 	}
 	return true;
 }
@@ -347,6 +355,8 @@ static bool req_valid(const struct vml *m, const struct vml_wire *w)
 		return m->console && (w->size == 1 || w->size == 2 || w->size == 4 || w->size == 8) &&
 		       ((w->a0 >= VIRT_PLIC_BASE && w->a0 - VIRT_PLIC_BASE < VIRT_PLIC_SIZE) ||
 			(w->a0 >= VIRT_UART_BASE && w->a0 - VIRT_UART_BASE < VIRT_UART_SIZE));
+	if (w->op == OP_LOADED)
+		return true;
 	return w->op >= OP_IPI && w->op < OP_MAX && w->hart < vm->cfg.harts &&
 	       vm->harts[w->hart].cpu != NULL;
 }
@@ -518,26 +528,115 @@ void vml_hart_bind(struct vml *m, unsigned hart, struct cpu *cpu)
 	virt_hart_reset(m->vm, &m->vm->harts[hart]);
 }
 
+/* Console node: tells every other node with harts that the boot files are
+ * in guest RAM (a message, not a flag in RAM: no DSM round trips). */
+static int announce_loaded(struct vml *m)
+{
+	bool told[VM_MAX_HARTS] = {false};
+	for (unsigned k = 0; k < m->cfg.harts; k++) {
+		int n = m->node_of[k];
+		bool dup = n == m->cfg.node_id;
+		for (unsigned j = 0; j < k && !dup; j++)
+			dup = told[j] && m->node_of[j] == n;
+		if (dup)
+			continue;
+		told[k] = true;
+		struct vml_wire w = {.op = OP_LOADED};
+		uint64_t a0, a1;
+		int rc = call(m, NULL, n, &w, &a0, &a1);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Other nodes: waits for the console node's LOADED (up to 10 minutes: a
+ * loaded host; the coordinator stops us if the console node dies). */
+static int wait_loaded(struct vml *m)
+{
+	uint64_t t0 = util_now_ns();
+	pthread_mutex_lock(&m->rpc_mu);
+	while (!m->loaded && !m->stopping && util_now_ns() - t0 < 600000000000ull) {
+		struct timespec ts;
+		deadline_in(&ts, 100000000ull);
+		pthread_cond_timedwait(&m->rpc_cv, &m->rpc_mu, &ts);
+	}
+	int rc = m->loaded ? 0 : m->stopping ? -ECANCELED : -ETIMEDOUT;
+	pthread_mutex_unlock(&m->rpc_mu);
+	return rc;
+}
+
+/*
+ * Other nodes, once loaded: read the kernel's text through the DSM while
+ * the boot hart runs, so a hart that HSM starts here later finds its code
+ * already Shared on this node.  Linux gives a starting hart one second to
+ * come online; without the prefetch every code page it touches first is a
+ * DSM round trip (three messages and an RMA read), which on a loaded host
+ * took longer than that.  Text only (up to _etext from the System.map next
+ * to the Image): data pages the boot hart writes would only bounce.
+ */
+static void prefetch_kernel(struct vml *m, struct dsm *d)
+{
+	const struct boot_plan *p = &m->vm->virt->plan;
+	char path[600];
+	struct sysmap *sm = NULL;
+	const char *slash = strrchr(m->cfg.kernel, '/');
+	snprintf(path, sizeof(path), "%.*sSystem.map", slash ? (int)(slash - m->cfg.kernel + 1) : 0,
+		 m->cfg.kernel);
+	if (sysmap_load(path, &sm)) {
+		LOG_INFO("boot", "no System.map next to %s: kernel text not prefetched",
+			 m->cfg.kernel);
+		return;
+	}
+	uint64_t end = sysmap_gpa(sm, "_etext");
+	sysmap_free(sm);
+	if (end <= p->kernel_addr || end > p->kernel_addr + p->kernel_len)
+		return;
+	uint8_t *buf = malloc(65536);
+	uint64_t t0 = util_now_ns();
+	if (!buf)
+		return;
+	for (uint64_t a = p->kernel_addr; a < end && !__atomic_load_n(&m->stopping, __ATOMIC_RELAXED);
+	     a += 65536) {
+		if (dsm_read(d, a, buf, end - a < 65536 ? end - a : 65536))
+			break;
+	}
+	free(buf);
+	LOG_INFO("boot", "kernel text 0x%llx-0x%llx prefetched (Shared) in %.1f ms",
+		 (unsigned long long)p->kernel_addr, (unsigned long long)end,
+		 (double)(util_now_ns() - t0) / 1e6);
+}
+
 int vml_load(struct vml *m, struct dsm *d, char *err, size_t el)
 {
 	const struct boot_plan *p = &m->vm->virt->plan;
 	int rc = 0;
-	if (!m->console)
+	if (!m->console) {
+		if ((rc = wait_loaded(m))) {
+			snprintf(err, el, "waiting for node %d to load the kernel: %s",
+				 m->cfg.console_node, strerror(-rc));
+			return rc;
+		}
+		prefetch_kernel(m, d);
 		return 0;
+	}
 	rc = dsm_write(d, p->kernel_addr, p->kernel, p->kernel_len);
 	if (rc == 0 && p->initrd)
 		rc = dsm_write(d, p->initrd_addr, p->initrd, p->initrd_len);
 	if (rc == 0)
 		rc = dsm_write(d, p->dtb_addr, p->dtb, p->dtb_len);
-	if (rc)
+	if (rc) {
 		snprintf(err, el, "writing the kernel, initrd and DTB through the DSM: %s",
 			 strerror(-rc));
-	else
-		LOG_INFO("boot", "kernel 0x%llx-0x%llx, initrd 0x%llx (%zu bytes), dtb 0x%llx "
-			 "(%zu bytes) written through the DSM",
-			 (unsigned long long)p->kernel_addr, (unsigned long long)p->kernel_end,
-			 (unsigned long long)p->initrd_addr, p->initrd_len,
-			 (unsigned long long)p->dtb_addr, p->dtb_len);
+		return rc;
+	}
+	LOG_INFO("boot", "kernel 0x%llx-0x%llx, initrd 0x%llx (%zu bytes), dtb 0x%llx "
+		 "(%zu bytes) written through the DSM",
+		 (unsigned long long)p->kernel_addr, (unsigned long long)p->kernel_end,
+		 (unsigned long long)p->initrd_addr, p->initrd_len,
+		 (unsigned long long)p->dtb_addr, p->dtb_len);
+	if ((rc = announce_loaded(m)))
+		snprintf(err, el, "telling the other nodes the kernel is loaded: %s", strerror(-rc));
 	return rc;
 }
 
@@ -619,7 +718,7 @@ void vml_stop(struct vml *m)
 	struct vm *vm = m->vm;
 	pthread_mutex_lock(&m->rpc_mu);
 	bool again = m->stopping;
-	m->stopping = true; /* waiting requesters give up */
+	__atomic_store_n(&m->stopping, true, __ATOMIC_RELAXED); /* waiting requesters give up */
 	pthread_cond_broadcast(&m->rpc_cv);
 	pthread_mutex_unlock(&m->rpc_mu);
 	if (again)
