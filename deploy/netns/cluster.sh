@@ -187,8 +187,13 @@ cmd_start() {
 	D=$(state)
 	[ -f "$D/hosts" ] || die "cluster '$TAG' is not up; run: $0 -t $TAG up N --net-only"
 	N=$(cat "$D/hosts")
-	for h in $(seq 0 "$N"); do
-		[ -z "$(pids_in "$(ns "$h")")" ] || die "processes still run in $(ns "$h"); stop them first"
+	# the previous VM's processes (not whatever else runs in the namespaces:
+	# spanvm-chaos's nft calls do, at any time)
+	for p in $(awk '{print $2}' "$D/pids" 2>/dev/null); do
+		if [ -r "/proc/$p/stat" ] && grep -q "spanvm" "/proc/$p/comm" 2>/dev/null &&
+			! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null; then
+			die "the previous VM still runs (pid $p); wait for its stop or run: $0 -t $TAG down"
+		fi
 	done
 	for b in spanvm spanvm-coord spanvm-node; do
 		[ -x "$BIN/$b" ] || die "$BIN/$b not found: build first or set SPANVM_BIN"

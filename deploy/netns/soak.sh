@@ -95,7 +95,8 @@ show_logs() {
 
 # one VM with the guest, to its end; checks and counts it
 run_guest() { # k
-	"$HERE/cluster.sh" start 2>>"$T/start.err" || { echo "soak: run $1 did not start" >&2; show_logs; return 1; }
+	"$HERE/cluster.sh" start 2>>"$T/start.err" ||
+		{ echo "soak: run $1 did not start:" >&2; tail -n 5 "$T/start.err" >&2; show_logs; return 1; }
 	t0=$(ms)
 	while ! grep -q "phase stopping -> stopped" "$D/coord.log" 2>/dev/null; do
 		sample
