@@ -126,6 +126,8 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 		d->spin_ns = strtoull(getenv("SPANVM_DSM_SPIN_NS"), NULL, 10);
 	if (!d->spin_ns)
 		d->spin_ns = DSM_SPIN_NS;
+	d->spin_fault.budget_ns = d->spin_ack.budget_ns = d->spin_req.budget_ns =
+		d->spin_ns >= 20000 ? d->spin_ns : 0;
 	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
 		d->cfg.block_pages = (d->npages + d->nnodes - 1) / d->nnodes;
 	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
@@ -410,18 +412,33 @@ static bool pending_join(struct dsm *d, uint64_t page, unsigned access, struct d
 	return true;
 }
 
-uint64_t dsm_spin_budget(const struct dsm *d, struct dsm_spin *s)
+uint64_t dsm_spin_budget(struct dsm_spin *s)
 {
-	uint64_t e = atomic_load_explicit(&s->ewma_ns, memory_order_relaxed);
-	uint64_t b = 2 * e + 10000;
-	return b <= d->spin_ns ? b : 0;
+	uint64_t b = atomic_load_explicit(&s->budget_ns, memory_order_relaxed);
+	if (b)
+		return b;
+	return atomic_fetch_add_explicit(&s->skipped, 1, memory_order_relaxed) % 16 == 15
+		       ? 50000
+		       : 0;
 }
 
-void dsm_spin_note(struct dsm_spin *s, uint64_t waited_ns)
+void dsm_spin_note(const struct dsm *d, struct dsm_spin *s, uint64_t budget, bool answered)
 {
-	uint64_t e = atomic_load_explicit(&s->ewma_ns, memory_order_relaxed);
-	waited_ns = UTIL_MIN(waited_ns, 100000000ull); /* one stall does not stick */
-	atomic_store_explicit(&s->ewma_ns, e - e / 8 + waited_ns / 8, memory_order_relaxed);
+	if (!budget)
+		return;
+	uint64_t b = UTIL_MAX(atomic_load_explicit(&s->budget_ns, memory_order_relaxed), budget);
+	if (answered)
+		b = UTIL_MIN(2 * b, d->spin_ns);
+	else
+		b = b / 2 < 20000 ? 0 : b / 2;
+	atomic_store_explicit(&s->budget_ns, b, memory_order_relaxed);
+}
+
+void dsm_spin_poll(struct dsm *d, struct dsm_spin *s, bool (*done)(void *), void *arg)
+{
+	uint64_t budget = dsm_spin_budget(s);
+	if (budget)
+		dsm_spin_note(d, s, budget, tp_poll_wait(d->cfg.tp, done, arg, budget) == 0);
 }
 
 struct fault_poll {
@@ -460,9 +477,7 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			dsm_agent_send_req(d, page, want);
 			/* Read the answer ourselves: the GRANT handler runs on this
 			 * thread (no progress-thread and condvar hop) */
-			uint64_t budget = dsm_spin_budget(d, &d->spin_fault);
-			if (budget)
-				tp_poll_wait(d->cfg.tp, fault_answered, &fp, budget);
+			dsm_spin_poll(d, &d->spin_fault, fault_answered, &fp);
 			pthread_mutex_lock(&d->lock);
 			send = false;
 		}
@@ -517,10 +532,7 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 		__atomic_store_n(&e->grant, NULL, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&d->lock);
-	uint64_t waited = util_now_ns() - t0;
-	if (rc == 0)
-		dsm_spin_note(&d->spin_fault, waited);
-	DSM_ADD(d, fault_wait_ns, waited);
+	DSM_ADD(d, fault_wait_ns, util_now_ns() - t0);
 	return rc;
 }
 

@@ -396,6 +396,7 @@ static void on_req(void *arg, const struct tp_msg *m)
 	else if (page_ok(d, m, r->page, true) && (j = job_new(d, m, JOB_REQ, r->page))) {
 		j->want = r->want;
 		dsm_home_enqueue(d, j);
+		tp_handed_off(d->cfg.tp);
 	}
 	dsm_req__free_unpacked(r, NULL);
 }
@@ -418,6 +419,7 @@ static void on_inv(void *arg, const struct tp_msg *m)
 			j->flag = r->downgrade;
 			j->trace = r->trace;
 			dsm_queue_push(&d->agentq, j);
+			tp_handed_off(d->cfg.tp);
 		}
 	}
 	dsm_inv__free_unpacked(r, NULL);
@@ -448,6 +450,7 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier,
 					      false) == 0)
 				dsm_agent_send_ack(d, m->src, r->page, r->version);
+			tp_handed_off(d->cfg.tp); /* the waiter wakes */
 		} else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
 			/* A body to pull: the thread waiting for the page pulls it
 			 * itself (tp_rma_read must not run here); the agent only
@@ -457,6 +460,7 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			j->supplier = r->supplier;
 			if (!dsm_grant_handoff(d, j))
 				dsm_queue_push(&d->agentq, j);
+			tp_handed_off(d->cfg.tp);
 		}
 	}
 	dsm_grant__free_unpacked(r, NULL);

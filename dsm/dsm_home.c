@@ -81,19 +81,15 @@ static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, siz
 		/* Poll the CQ ourselves first: the ACK is read (and its handler
 		 * run) on this thread, and peers' RMA reads of our RAM are served
 		 * meanwhile; sleep only once the budget is used up. */
-		uint64_t budget = dsm_spin_budget(d, &d->spin_ack), t0 = util_now_ns();
-		if (budget)
-			tp_poll_wait(d->cfg.tp, ack_arrived, d, budget);
+		dsm_spin_poll(d, &d->spin_ack, ack_arrived, d);
 		pthread_mutex_lock(&d->ack_mu);
 		while (!d->ack_got && !atomic_load(&d->stopping) &&
 		       pthread_cond_timedwait(&d->ack_cv, &d->ack_mu, &ts) == 0)
 			;
 		bool got = d->ack_got;
 		pthread_mutex_unlock(&d->ack_mu);
-		if (got) {
-			dsm_spin_note(&d->spin_ack, util_now_ns() - t0);
+		if (got)
 			break;
-		}
 		if (atomic_load(&d->stopping)) {
 			rc = -ECANCELED;
 			break;
@@ -253,12 +249,10 @@ void *dsm_home_main(void *arg)
 		/* Right after a transaction the next request often follows (a
 		 * ping-pong, a fault burst): poll the CQ for it ourselves, so its
 		 * handler queues it on this thread, before sleeping on the queue. */
-		uint64_t t0 = util_now_ns(), budget = dsm_spin_budget(d, &d->spin_req);
-		if (budget && !dsm_queue_nonempty(&d->homeq))
-			tp_poll_wait(d->cfg.tp, home_has_work, d, budget);
+		if (!dsm_queue_nonempty(&d->homeq))
+			dsm_spin_poll(d, &d->spin_req, home_has_work, d);
 		if (!(j = dsm_queue_pop(&d->homeq)))
 			break;
-		dsm_spin_note(&d->spin_req, util_now_ns() - t0);
 		if (j->kind == JOB_REQ)
 			home_txn(d, j);
 		free(j);

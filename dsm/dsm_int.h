@@ -55,17 +55,20 @@ struct dsm_queue {
 
 /*
  * Adaptive polling: a waiter polls the CQ itself (tp_poll_wait) only while
- * its kind of wait usually ends soon.  Measured on this 2-core box: on an
- * idle machine polling turns a fault into ~RTT + RMA; under load (10-25
- * runnable threads) every spinning thread keeps the one it waits for off
- * the CPUs, and guest runs got 20-150 % slower with a fixed 100-500 us
- * budget.  So: an EWMA of the observed wait; budget = 2 x EWMA + 10 us
- * while that stays below spin_ns, else 0 (sleep at once).  Waits are
- * measured whether we polled or not, so polling resumes when the machine
- * quiets down.  Races between threads updating the EWMA only blur it.
+ * polling pays.  Measured on this 2-core box: on a quiet machine polling
+ * turns a fault into ~RTT + RMA and saves the progress thread's epoll
+ * wake-up (0.3-0.6 ms when the box is busy); under load (10-25 runnable
+ * threads) a spinning thread keeps the one it waits for off the CPUs, and
+ * guest runs got 20-150 % slower with a fixed 100-500 us budget.  So each
+ * kind of wait has a budget: a poll that saw its answer doubles it (up to
+ * spin_ns), one that did not (budget used up, or descheduled) halves it,
+ * below 20 us it is 0 (sleep at once) and every 16th wait probes with
+ * 50 us so polling resumes when the machine quiets down.  Races between
+ * threads updating a budget only blur it.
  */
 struct dsm_spin {
-	_Atomic uint64_t ewma_ns;
+	_Atomic uint64_t budget_ns;
+	_Atomic unsigned skipped;
 };
 
 struct dsm_pending {
@@ -141,8 +144,11 @@ struct dsm {
 #define DSM_ADD(d, f, v) __atomic_fetch_add(&(d)->st.f, (v), __ATOMIC_RELAXED)
 
 /* dsm.c */
-uint64_t dsm_spin_budget(const struct dsm *d, struct dsm_spin *s);
-void dsm_spin_note(struct dsm_spin *s, uint64_t waited_ns);
+uint64_t dsm_spin_budget(struct dsm_spin *s);
+/* After a wait that polled with budget (0: did not poll): answered in it? */
+void dsm_spin_note(const struct dsm *d, struct dsm_spin *s, uint64_t budget, bool answered);
+/* Polls for done(arg) with s's budget and learns from the outcome. */
+void dsm_spin_poll(struct dsm *d, struct dsm_spin *s, bool (*done)(void *), void *arg);
 int dsm_home_node(const struct dsm *d, uint64_t page);
 uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page);
 bool dsm_is_member(const struct dsm *d, int node);

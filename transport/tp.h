@@ -200,6 +200,15 @@ int tp_rma_write(struct tp *tp, int peer, uint64_t remote_off, const void *local
  */
 int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns);
 
+/*
+ * Called by a handler that handed work to another thread (queued a job,
+ * woke a waiter): the progress thread then does not spin after this pass
+ * but sleeps, so on an oversubscribed machine the woken thread gets the
+ * CPU at once instead of after the spin (measured on 2 busy cores: every
+ * such hand-off cost the full 200 us spin).  Harmless elsewhere.
+ */
+void tp_handed_off(struct tp *tp);
+
 /* Switches the send-side fault hooks for one peer; any thread, any time. */
 int tp_fault_set(struct tp *tp, int peer, const struct tp_fault *f);
 

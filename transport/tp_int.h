@@ -168,6 +168,7 @@ struct tp {
 	int evfd;                 /* wakes the progress thread */
 	int epfd;
 	_Atomic int pollers;      /* callers polling the CQ while they wait */
+	_Atomic bool handed_off;  /* a handler woke another thread: skip the spin */
 	uint64_t dispatched;      /* handlers run; written by the dispatching thread only */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cv;   /* sleeping waiters; broadcast on completion */

@@ -246,6 +246,12 @@ int tp_post_retry(struct tp *tp, ssize_t (*post)(struct tp *, void *), void *arg
 	}
 }
 
+void tp_handed_off(struct tp *tp)
+{
+	if (tp && !tp_polling_any(tp))
+		atomic_store(&tp->handed_off, true);
+}
+
 int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns)
 {
 	if (!tp || !done)
@@ -429,6 +435,9 @@ static void *progress_main(void *arg)
 		n = tp_faults_flush(tp, now, &next) + (int)(tp->dispatched - before);
 		if (n > 0) {
 			last_active = prev = now;
+			/* a handler woke another thread: let it have the CPU */
+			if (atomic_exchange(&tp->handed_off, false))
+				last_active = 0;
 			continue;
 		}
 		/* A gap since the last pass means we were descheduled: CPUs are
