@@ -348,6 +348,8 @@ void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 	case CTL_MSG__BODY_READY:
 		n->last_hb_ns = now_ns;
 		return on_ready(c, n, m->ready);
+	case CTL_MSG__BODY_CLOCK_REPLY:
+		return coord_clock_reply(c, n, m->clock_reply, now_ns);
 	case CTL_MSG__BODY_GUEST_EXIT:
 		n->last_hb_ns = now_ns;
 		return on_guest_exit(c, n, m->guest_exit->code);

@@ -331,6 +331,8 @@ static void on_auth(struct coord *c, int conn, const CtlAuth *a, uint64_t now_ns
 	n->reason[0] = 0;
 	send_joined(c, conn);
 	LOG_INFO("coord", "node %u joined (pid %u, %s)", n->cfgn->id, n->pid, n->host);
+	if (a->clock_sync) /* nodes that can: a per-node mtime offset before Start */
+		coord_clock_begin(c, n, now_ns);
 	coord_maybe_membership(c, now_ns);
 }
 

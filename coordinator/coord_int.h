@@ -70,6 +70,11 @@ struct cnode {
 	uint64_t about_ns[CONFIG_MAX_NODES];
 	uint64_t report_ns;
 	bool cut_noted; /* "cut off from the coordinator" logged */
+	/* clock exchange at join (coord_clock.c) */
+	uint32_t clk_seq, clk_samples;
+	int64_t clk_offset_ns;
+	uint64_t clk_rtt_ns; /* of the best sample; 0: none yet */
+	bool clk_done;
 };
 
 struct coord {
@@ -100,6 +105,11 @@ void coord_send(struct coord *c, int conn, CtlMsg *m);
 void coord_reject(struct coord *c, int conn, CtlErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void coord_drop_conn(struct coord *c, int conn, const char *why);
+
+/* coord_clock.c: the clock-offset exchange with a node that just joined
+ * (probe on join, one more per reply, CtlClockSet after the last). */
+void coord_clock_begin(struct coord *c, struct cnode *n, uint64_t now_ns);
+void coord_clock_reply(struct coord *c, struct cnode *n, const CtlClockReply *r, uint64_t now_ns);
 
 /* coord_cluster.c */
 void coord_maybe_membership(struct coord *c, uint64_t now_ns);

@@ -249,6 +249,21 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 	switch (m->body_case) {
 	case CTL_MSG__BODY_HEARTBEAT_ACK:
 		return 0;
+	case CTL_MSG__BODY_CLOCK_PROBE: { /* coordinator/coord_clock.c */
+		CtlClockReply cr = CTL_CLOCK_REPLY__INIT;
+		cr.t2_ns = cr.t3_ns = util_now_ns(); /* answered at once: receive = send */
+		cr.seq = m->clock_probe->seq;
+		cr.t1_ns = m->clock_probe->t1_ns;
+		r.body_case = CTL_MSG__BODY_CLOCK_REPLY;
+		r.clock_reply = &cr;
+		return node_ctl_send(a->ctl, &r) < 0 ? -EIO : 0;
+	}
+	case CTL_MSG__BODY_CLOCK_SET:
+		LOG_INFO("node", "clock offset to the coordinator %+lld ns (round trip %llu ns)",
+			 (long long)m->clock_set->offset_ns,
+			 (unsigned long long)m->clock_set->rtt_ns);
+		node_vm_set_mtime_zero(m->clock_set->zero_ns);
+		return 0;
 	case CTL_MSG__BODY_MEMBERSHIP:
 		return a->thr_running ? -EPROTO : on_membership(a, m->membership);
 	case CTL_MSG__BODY_START: {

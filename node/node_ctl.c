@@ -207,6 +207,7 @@ static int handshake(struct node_ctl *ctl, const struct node_ctl_cfg *cfg, char 
 	a.mr_key = cfg->mr_key;
 	a.mr_base = cfg->mr_base;
 	a.mem_bytes = cfg->mem_bytes;
+	a.clock_sync = cfg->role == CTL_ROLE__CTL_ROLE_NODE; /* node_agent.c answers probes */
 	m.body_case = CTL_MSG__BODY_AUTH;
 	m.auth = &a;
 	if ((rc = node_ctl_send(ctl, &m)) ||

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,15 +266,19 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	vm->ram_len = ram_len;
 	snprintf(vm->path, sizeof(vm->path), "%s", img_path);
 	char why[200];
-	if (cfg->kernel && (rc = linux_create(vm, cfg, me, tp, ram, ram_len))) {
-		node_vm_stop(vm);
-		return rc;
-	}
-	if (!cfg->kernel &&
-	    (rc = vm_read_file(img_path, &vm->img, &vm->img_len, why, sizeof(why)))) {
+	if ((rc = vm_read_file(img_path, &vm->img, &vm->img_len, why, sizeof(why)))) {
 		LOG_ERR("node", "cannot read the guest image %s: %s", img_path, why);
 		node_vm_stop(vm);
 		return rc;
+	}
+	/* vm.kernel may also name a bare-metal ELF (HTIF): Linux only for an Image */
+	if (cfg->kernel && boot_is_image(vm->img, vm->img_len)) {
+		free(vm->img); /* boot_prepare reads the files itself */
+		vm->img = NULL;
+		if ((rc = linux_create(vm, cfg, me, tp, ram, ram_len))) {
+			node_vm_stop(vm);
+			return rc;
+		}
 	}
 	nodes[0] = (int)me->id;
 	for (uint32_t i = 0; i < npeers; i++)
@@ -326,6 +331,16 @@ void node_vm_stop(struct node_vm *vm)
 			fputc('\n', f);
 			fclose(f);
 		}
+		/* the Linux machine's and the trace table's counters, for the
+		 * launcher's report (node_vm_report.c) */
+		snprintf(path, sizeof(path), "%s/vm-node-%d.json", dir, vm->node_id);
+		json_t *o = json_object();
+		if (vm->machine)
+			vml_stats(vm->machine, o);
+		vmd_trace_stats(vm->vmd, o);
+		if (json_dump_file(o, path, JSON_COMPACT))
+			LOG_DBG("node", "cannot write %s", path);
+		json_decref(o);
 		/* the final page states for deploy/netns/dsm-audit-check: harts
 		 * and DSM workers are stopped, the arrays still mapped */
 		snprintf(path, sizeof(path), "%s/dsm-audit-node-%d.txt", dir, vm->node_id);
@@ -342,65 +357,4 @@ void node_vm_stop(struct node_vm *vm)
 	}
 	pthread_mutex_destroy(&vm->mu);
 	free(vm);
-}
-
-/* Reads a whole small file (NUL-terminated); NULL if absent. */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = f ? calloc(1, 65536) : NULL;
-	if (buf) {
-		size_t n = fread(buf, 1, 65535, f);
-		buf[n] = 0;
-	}
-	if (f)
-		fclose(f);
-	return buf;
-}
-
-static unsigned long long json_u64(const char *json, const char *key)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	const char *p = strstr(json, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
-}
-
-int node_vm_launch_result(const char *rundir, const struct config *cfg, const char *stats_file,
-			  int rc, const int *guest_exit)
-{
-	char path[700];
-	FILE *out = NULL;
-
-	if (stats_file && !(out = fopen(stats_file, "w")))
-		fprintf(stderr, "spanvm: cannot write --stats-file %s: %s\n", stats_file,
-			strerror(errno));
-	if (out && guest_exit)
-		fprintf(out, "{\"guest_exit\":%d,\"nodes\":[", *guest_exit);
-	else if (out)
-		fprintf(out, "{\"guest_exit\":null,\"nodes\":[");
-	for (uint32_t i = 0; i < cfg->nnodes; i++) {
-		snprintf(path, sizeof(path), "%s/dsm-node-%u.json", rundir, cfg->nodes[i].id);
-		char *js = slurp(path);
-		if (!js)
-			continue;
-		js[strcspn(js, "\n")] = 0;
-		fprintf(stderr, "spanvm: node %u dsm: %llu read + %llu write faults, %llu grants "
-				"(%llu bodies by RMA), %llu invalidations, %llu bad messages\n",
-			cfg->nodes[i].id, json_u64(js, "read_faults"), json_u64(js, "write_faults"),
-			json_u64(js, "grants"), json_u64(js, "bodies_rma"), json_u64(js, "inv_recv"),
-			json_u64(js, "rx_bad"));
-		if (out)
-			fprintf(out, "%s%s", i ? "," : "", js);
-		free(js);
-		unlink(path);
-	}
-	if (out) {
-		fprintf(out, "]}\n");
-		fclose(out);
-	}
-	if (!guest_exit)
-		return rc;
-	fprintf(stderr, "spanvm: guest exited with code %d\n", *guest_exit);
-	return *guest_exit;
 }

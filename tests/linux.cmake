@@ -1,7 +1,8 @@
 # Linux guest (node/virt_int.h, guest/linux/).  Labels:
 #   unit;linux;sanitize  the machine without a kernel (layout, DTB, PLIC, UART, SBI)
 #   linux;slow           build the guest kernel (cached under build/guest-linux),
-#                        boot it on 2 harts, bad input before any vCPU starts
+#                        boot it on 2 harts, bad input before any vCPU starts;
+#                        launch3_4harts: 4 harts over 3 local node processes
 if(TARGET spanvm_nodelib)
   add_executable(test_linux ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_linux.c)
   target_link_libraries(test_linux spanvm_nodelib PkgConfig::CMOCKA)
@@ -38,4 +39,11 @@ if(TARGET spanvm)
             ${SPANVM_BIN_DIR}/spanvm ${LINUX_GUEST_DIR})
   set_tests_properties(linux.bad_input PROPERTIES LABELS "linux;slow" TIMEOUT 120
     SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
+  if(TARGET spanvm-node AND TARGET spanvm-coord)
+    add_test(NAME linux.launch3_4harts
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_launch3.sh
+              ${SPANVM_BIN_DIR} ${LINUX_GUEST_DIR})
+    set_tests_properties(linux.launch3_4harts PROPERTIES LABELS "linux;slow" TIMEOUT 700
+      SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
+  endif()
 endif()

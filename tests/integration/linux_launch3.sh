@@ -8,7 +8,7 @@
 # init, and the launcher's hot-page table at the end.
 # Usage: linux_launch3.sh BIN_DIR GUEST_DIR [APPEND]
 set -u
-bin=$1 gdir=$2 append=${3:-console=ttyS0}
+bin=$1 gdir=$2 append=${3:-console=ttyS0 spanvm_short}
 [ -x "$bin/spanvm" ] && [ -x "$bin/spanvm-node" ] && [ -x "$bin/spanvm-coord" ] ||
 	{ echo "SKIP: spanvm binaries not built in $bin"; exit 77; }
 [ -f "$gdir/Image" ] && [ -f "$gdir/initramfs.cpio" ] ||
@@ -33,7 +33,7 @@ cat >"$dir/vm.json" <<JSON
 }
 JSON
 SPANVM_RUN_DIR=$dir/run SPANVM_PROVIDER="tcp;ofi_rxm" </dev/null \
-	timeout 300 "$bin/spanvm" launch "$dir/vm.json" --stats-file "$dir/stats.json" \
+	timeout 600 "$bin/spanvm" launch "$dir/vm.json" --stats-file "$dir/stats.json" \
 	>"$dir/out" 2>"$dir/err"
 rc=$?
 fail() { echo "FAIL: $*"; echo "---- console ----"; cat "$dir/out"; echo "---- stderr ----"; tail -40 "$dir/err"; exit 1; }
