@@ -120,7 +120,7 @@ int cpu_create(const struct cpu_cfg *cfg, struct cpu **out)
 	c->instret_limit = UINT64_MAX;
 	c->jc_gen = 1;
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
-		for (int k = 0; k < TLB_SIZE; k++)
+		for (int k = 0; k < TLB_ALLOC; k++)
 			c->tlb[m][k].tag_r = c->tlb[m][k].tag_w = c->tlb[m][k].tag_x = TLB_INVALID;
 	cpu_update_mmu(c);
 	pthread_mutex_init(&c->lock, NULL);

@@ -46,8 +46,7 @@ void cpu_update_mmu(struct cpu *c)
 		dp = (int)((c->mstatus & MS_MPP) >> MS_MPP_SHIFT);
 	c->xmmu = mmu_for(c, c->priv);
 	c->dmmu = mmu_for(c, dp);
-	c->dtlb = c->tlb[c->dmmu];
-	c->dgen = c->tlb_gen[c->dmmu];
+	c->dtlb = &c->tlb[c->dmmu][c->tlb_win[c->dmmu]];
 }
 
 static void set_priv(struct cpu *c, int priv)

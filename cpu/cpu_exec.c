@@ -9,9 +9,9 @@
  * - A block starts at virtual PC `base`; an instruction's PC is base + off.
  * - c->instret is advanced by tb->n on block entry; an instruction that traps
  *   or ends the block early gives back what did not retire.
- * - The data TLB index (c->dmmu) only changes through instructions that end
- *   the block unchained (CSR writes, traps, mret/sret), so `dtlb` is loaded
- *   at each lookup.
+ * - The data TLB window (c->dtlb) moves on every TLB flush, which a slow
+ *   path may do (a trace notification served inside page_get), so loads and
+ *   stores read c->dtlb each time, as the native code does.
  * - Chained successors are in the same virtual (hence physical) page as the
  *   block, so following a chain needs no TLB or permission check.
  * Runs on the vCPU thread only.
@@ -95,7 +95,6 @@ void cpu_exec_blocks(struct cpu *c)
 	int prev_slot = 0;
 	const struct tinsn *i;
 	uint64_t base = 0;
-	struct tlb_entry *dtlb = c->dtlb;
 
 #define DISPATCH goto *i->label
 #define NEXT                                                                                       \
@@ -132,8 +131,8 @@ void cpu_exec_blocks(struct cpu *c)
 #define LOAD(type, ext, sz)                                                                        \
 	do {                                                                                       \
 		uint64_t va = R1 + (uint64_t)i->imm;                                               \
-		struct tlb_entry *e = &dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                    \
-		if (likely(((va & (PG_MASK | ((sz)-1))) | c->dgen) == e->tag_r)) {                 \
+		struct tlb_entry *e = &c->dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                 \
+		if (likely((va & (PG_MASK | ((sz)-1))) == e->tag_r)) {                             \
 			RD = (ext)LD_RELAXED(type, va + e->addend);                                \
 		} else {                                                                           \
 			uint64_t v_;                                                               \
@@ -147,8 +146,8 @@ void cpu_exec_blocks(struct cpu *c)
 #define STORE(type, sz)                                                                            \
 	do {                                                                                       \
 		uint64_t va = R1 + (uint64_t)i->imm;                                               \
-		struct tlb_entry *e = &dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                    \
-		if (likely(((va & (PG_MASK | ((sz)-1))) | c->dgen) == e->tag_w)) {                 \
+		struct tlb_entry *e = &c->dtlb[(va >> PG_SHIFT) & (TLB_SIZE - 1)];                 \
+		if (likely((va & (PG_MASK | ((sz)-1))) == e->tag_w)) {                             \
 			ST_RELAXED(type, va + e->addend, R2);                                      \
 		} else {                                                                           \
 			c->pc = IPC;                                                               \
@@ -175,7 +174,6 @@ lookup:
 	    ((base ^ c->pc) & PG_MASK) == 0)
 		prev->chain[prev_slot] = tb;
 	prev = NULL;
-	dtlb = c->dtlb;
 enter:
 	base = c->pc;
 	c->instret += tb->n;

@@ -90,24 +90,25 @@ struct tb {
 
 /* Soft TLB: mmu index 0 = U translated, 1 = S translated, 2 = bare.
  *
- * A tag is the virtual page ORed with the generation of its MMU index in
- * bits 3..11 (always zero in a masked page-aligned address).  The fast
- * paths compare (va & (PG_MASK | (size-1))) | gen with the tag, so bumping
- * the generation retires every entry of the index at once: a full flush
- * (sfence.vma, satp/SUM/MXR writes) is O(1).  Retired entries still count
- * as derived for the observer until their slot is refilled, their page is
- * invalidated or the generation wraps (a real scan every TLB_GEN_LIMIT
- * flushes): trace subscriptions of kind TLB over-approximate by at most
- * the TLB size, which costs spare notifications, never a stale use.
- * Generation 511 is never used, so no tag|gen can equal TLB_INVALID. */
+ * Each index is a window of TLB_SIZE direct-mapped entries that slides over
+ * an array of TLB_SIZE + TLB_SLIDE: the fast paths index c->dtlb (the
+ * window's start) with (va >> 12) & (TLB_SIZE-1) and compare the plain
+ * virtual page with the tag, exactly as before.  A full flush (sfence.vma,
+ * satp/SUM/MXR writes, PT invalidations) moves the window one entry on:
+ * O(1), and no entry filled in an earlier window can match, because the
+ * slot it now occupies is looked up only for virtual pages with other
+ * index bits than its tag has.  After TLB_SLIDE moves the array is scanned
+ * once and the window starts over.  Retired entries still count as derived
+ * for the observer until their slot is refilled, their page is invalidated
+ * or that scan: TLB trace subscriptions over-approximate by at most the
+ * array, which costs spare notifications, never a stale use. */
 #define TLB_SIZE 512
+#define TLB_SLIDE 512
+#define TLB_ALLOC (TLB_SIZE + TLB_SLIDE)
 #define TLB_MMU_COUNT 3
 #define TLB_INVALID (~0ull)
-#define TLB_GEN_STEP 8ull                 /* generation unit: bit 3 */
-#define TLB_GEN_MASK 0xff8ull             /* bits 3..11 */
-#define TLB_GEN_LIMIT (511ull * TLB_GEN_STEP)
 struct tlb_entry {
-	uint64_t tag_r, tag_w, tag_x; /* virtual page | generation, or TLB_INVALID */
+	uint64_t tag_r, tag_w, tag_x; /* virtual page or TLB_INVALID */
 	uintptr_t addend;             /* host = va + addend */
 };
 
@@ -147,15 +148,14 @@ struct cpu {
 	uint32_t exit_req;      /* any thread (atomic): EXIT_REQ_* bits */
 	int priv;
 	int xmmu, dmmu;         /* TLB index for fetches and data accesses */
-	struct tlb_entry *dtlb; /* c->tlb[dmmu] (read by native code) */
-	uint64_t dgen;          /* c->tlb_gen[dmmu] (read by the fast paths) */
+	struct tlb_entry *dtlb; /* the window of c->tlb[dmmu] (read by the fast paths) */
 	struct tb *cur_tb;      /* block native code is in (it chains natively) */
 	uint64_t cur_base;      /* and its start PC */
-	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_SIZE];
-	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_SIZE]; /* guest-physical page of each entry
-						     * (kept apart: the fast path never reads it) */
-	uint64_t tlb_gen[TLB_MMU_COUNT];   /* current generation per MMU index (bits 3..11) */
-	bool tlb_super[TLB_MMU_COUNT];     /* live entries may come from superpages */
+	struct tlb_entry tlb[TLB_MMU_COUNT][TLB_ALLOC];
+	uint64_t tlb_gpa[TLB_MMU_COUNT][TLB_ALLOC]; /* guest-physical page of each entry
+						      * (kept apart: the fast path never reads it) */
+	unsigned tlb_win[TLB_MMU_COUNT];  /* start of each index's window (0..TLB_SLIDE) */
+	bool tlb_super[TLB_MMU_COUNT];    /* live entries may come from superpages */
 
 	/* CSRs */
 	uint64_t mstatus, medeleg, mideleg, mie, mtvec, mscratch, mepc, mcause, mtval;
@@ -208,6 +208,12 @@ struct cpu {
 	bool inline_busy;
 	pthread_t inline_owner;
 };
+
+/* The entry of va in the current window of mmu index m. */
+static inline struct tlb_entry *tlb_slot(struct cpu *c, int m, uint64_t va)
+{
+	return &c->tlb[m][c->tlb_win[m] + ((va >> PG_SHIFT) & (TLB_SIZE - 1))];
+}
 
 static inline uint64_t *tlb_gpa(struct cpu *c, const struct tlb_entry *e)
 {

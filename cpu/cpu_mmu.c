@@ -34,7 +34,7 @@ static int access_fault_cause(unsigned acc)
 
 /* ---------------------------------------------------------------- TLB */
 
-/* The entry holds a derivation (live or retired by a generation bump). */
+/* The entry holds a derivation (live, or retired by a window move). */
 static inline bool tlb_valid(const struct tlb_entry *e)
 {
 	return (e->tag_r & e->tag_w & e->tag_x) != TLB_INVALID;
@@ -47,21 +47,20 @@ static void tlb_kill(struct cpu *c, struct tlb_entry *e)
 	e->tag_r = e->tag_w = e->tag_x = TLB_INVALID;
 }
 
-/* O(1): a new generation retires every entry of the index (cpu_int.h).
- * Only when the generations run out are the entries scanned, so the
- * observer hears of the drops at least that often. */
+/* O(1): the window moves on (cpu_int.h); once it reached the end of the
+ * array, every entry is dropped and it starts over. */
 void tlb_flush_mmu(struct cpu *c, int mmu)
 {
-	uint64_t g = c->tlb_gen[mmu] + TLB_GEN_STEP;
-	if (g >= TLB_GEN_LIMIT) {
-		for (int k = 0; k < TLB_SIZE; k++)
+	unsigned w = c->tlb_win[mmu] + 1;
+	if (w > TLB_SLIDE) {
+		for (int k = 0; k < TLB_ALLOC; k++)
 			tlb_kill(c, &c->tlb[mmu][k]);
-		g = 0;
+		w = 0;
 	}
-	c->tlb_gen[mmu] = g;
+	c->tlb_win[mmu] = w;
 	c->tlb_super[mmu] = false;
 	if (mmu == c->dmmu)
-		c->dgen = g;
+		c->dtlb = &c->tlb[mmu][w];
 	tb_jc_flush(c);
 }
 
@@ -75,7 +74,7 @@ void tlb_flush_all(struct cpu *c)
 void tlb_flush_gpa(struct cpu *c, uint64_t gpa_page)
 {
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
-		for (int k = 0; k < TLB_SIZE; k++)
+		for (int k = 0; k < TLB_ALLOC; k++)
 			if (c->tlb_gpa[m][k] == gpa_page && tlb_valid(&c->tlb[m][k]))
 				tlb_kill(c, &c->tlb[m][k]);
 	tb_jc_flush(c);
@@ -91,7 +90,7 @@ void tlb_flush_va(struct cpu *c, uint64_t va)
 		if (c->tlb_super[m])
 			tlb_flush_mmu(c, m);
 		else
-			tlb_kill(c, &c->tlb[m][(va >> PG_SHIFT) & (TLB_SIZE - 1)]);
+			tlb_kill(c, tlb_slot(c, m, va));
 	}
 	tb_jc_flush(c);
 }
@@ -99,7 +98,7 @@ void tlb_flush_va(struct cpu *c, uint64_t va)
 void tlb_drop_write(struct cpu *c, uint64_t gpa_page)
 {
 	for (int m = 0; m < TLB_MMU_COUNT; m++)
-		for (int k = 0; k < TLB_SIZE; k++)
+		for (int k = 0; k < TLB_ALLOC; k++)
 			if (c->tlb_gpa[m][k] == gpa_page)
 				c->tlb[m][k].tag_w = TLB_INVALID;
 }
@@ -331,12 +330,12 @@ static int tlb_fill(struct cpu *c, uint64_t va, unsigned acc, int mmu, struct ac
 		return cause;
 	}
 	out->gpa = gpa;
-	struct tlb_entry *e = &c->tlb[mmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
+	struct tlb_entry *e = tlb_slot(c, mmu, va);
 	tlb_kill(c, e);
 	e->addend = (uintptr_t)pg.host - (uintptr_t)vpage;
 	*tlb_gpa(c, e) = page;
 	unsigned ok = rights & pg.perms;
-	uint64_t tag = vpage | c->tlb_gen[mmu];
+	uint64_t tag = vpage;
 	e->tag_r = (ok & CPU_PERM_R) ? tag : TLB_INVALID;
 	e->tag_x = (ok & CPU_PERM_X) ? tag : TLB_INVALID;
 	e->tag_w = ((ok & CPU_PERM_W) && !pageset_has(&c->code_pages, page) &&
@@ -352,9 +351,9 @@ static int tlb_fill(struct cpu *c, uint64_t va, unsigned acc, int mmu, struct ac
 
 int data_access(struct cpu *c, uint64_t va, unsigned acc, struct access *out)
 {
-	struct tlb_entry *e = &c->tlb[c->dmmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
+	struct tlb_entry *e = tlb_slot(c, c->dmmu, va);
 	uint64_t tag = acc == ACC_R ? e->tag_r : e->tag_w;
-	if (tag == ((va & PG_MASK) | c->dgen)) {
+	if (tag == (va & PG_MASK)) {
 		out->host = (uint8_t *)(uintptr_t)(va + e->addend);
 		out->gpa = *tlb_gpa(c, e) | (va & (PG_SIZE - 1));
 		return 0;
@@ -369,11 +368,14 @@ int data_access(struct cpu *c, uint64_t va, unsigned acc, struct access *out)
 
 int mem_fetch_page(struct cpu *c, uint64_t va, uint8_t **host, uint64_t *gpa)
 {
-	struct tlb_entry *e = &c->tlb[c->xmmu][(va >> PG_SHIFT) & (TLB_SIZE - 1)];
-	if (e->tag_x != ((va & PG_MASK) | c->tlb_gen[c->xmmu])) {
+	struct tlb_entry *e = tlb_slot(c, c->xmmu, va);
+	if (e->tag_x != (va & PG_MASK)) {
 		struct access a;
 		int cause = tlb_fill(c, va, ACC_X, c->xmmu, &a);
-		if (!cause && e->tag_x != ((va & PG_MASK) | c->tlb_gen[c->xmmu]))
+		/* the fill may have moved the window (a trace note served
+		 * during the walk's A/D update flushed the TLB) */
+		e = tlb_slot(c, c->xmmu, va);
+		if (!cause && e->tag_x != (va & PG_MASK))
 			cause = EXC_INSN_ACCESS; /* mapped but not executable by the host side */
 		if (cause) {
 			cpu_raise(c, (uint64_t)cause, va);

@@ -14,7 +14,8 @@
  * traps, never calls out and touches only x[], c->pc, the data TLB and
  * guest RAM, so everything else (traps, MMIO, write traps, SMC, instret)
  * stays in the threaded executor unchanged.  Guest registers live in
- * memory (c->x); rax/rcx/rdx are scratch.
+ * memory (c->x); rax/rcx/rdx are scratch.  The data TLB window (c->dtlb)
+ * is read at every access: a flush moves it (cpu_int.h).
  *
  * Code memory: one RWX mapping per hart, bump-allocated; invalidated
  * blocks leak their code until the buffer fills, then the run loop flushes
@@ -199,7 +200,6 @@ static void tlb_check(struct emit *e, const struct tinsn *t, int size, int tag_o
 	rm_rdi(e, true, 0x03, 1, (uint32_t)offsetof(struct cpu, dtlb)); /* add rcx, [dtlb] */
 	b(e, 0x48); b(e, 0x89); b(e, 0xc2);                 /* mov rdx, rax */
 	b(e, 0x48); b(e, 0x81); b(e, 0xe2); d32(e, (uint32_t)(PG_MASK | (uint64_t)(size - 1)));
-	rm_rdi(e, true, 0x0b, 2, (uint32_t)offsetof(struct cpu, dgen)); /* or rdx, [dgen] */
 	b(e, 0x48); b(e, 0x3b); b(e, 0x51); b(e, (uint8_t)tag_off); /* cmp rdx, [rcx+tag] */
 	b(e, 0x0f); b(e, 0x85);                             /* jne stub_k */
 	e->fix[e->nfix] = e->p;

@@ -2,9 +2,10 @@
  * cpu/: the soft TLB's generation tags and the order of derivations.
  *
  * - A full flush (sfence.vma x0, satp writes, cpu_flush_*) retires every
- *   entry at once: later accesses refill (see the new mapping), and the
- *   observer hears of the retired entries lazily, at the latest when the
- *   generations wrap (one scan per TLB_GEN_LIMIT flushes).
+ *   entry at once (the TLB window moves): later accesses refill (see the
+ *   new mapping), and the observer hears of the retired entries lazily, at
+ *   the latest when the window starts over (one scan per TLB_SLIDE + 1
+ *   flushes).
  * - sfence.vma with rs1 drops only that address's entry (4 KiB mappings).
  * - Every page_get of the engine comes after it reported the derivation it
  *   is for (TLB fill, page-table page of a walk): the DSM glue relies on it
@@ -181,7 +182,7 @@ static void test_fence_va_is_selective(void **state)
 }
 
 /* Retired entries are reported dropped lazily, but never later than the
- * generation wrap: after TLB_GEN_LIMIT full flushes nothing is left. */
+ * window's restart: after TLB_SLIDE + 1 (513) full flushes nothing is left. */
 static void test_retired_entries_dropped_by_wrap(void **state)
 {
 	struct tmem *m;
@@ -191,7 +192,7 @@ static void test_retired_entries_dropped_by_wrap(void **state)
 	assert_true(derived_tlb > dropped_tlb);
 	cpu_flush_all(c);
 	int after_one = dropped_tlb;
-	for (int k = 0; k < 511; k++)
+	for (int k = 0; k < 512; k++)
 		cpu_flush_all(c);
 	assert_int_equal(derived_tlb, dropped_tlb);
 	assert_true(after_one <= dropped_tlb);
