@@ -109,8 +109,7 @@ run_guest() { # k
 		[ $(($(ms) - t1)) -gt 20000 ] && { echo "soak: run $1: processes left after the stop" >&2; return 1; }
 		sleep 0.1
 	done
-	mkdir -p "$T/run$1"
-	cp "$D"/*.log "$D"/dsm-audit-node-*.txt "$T/run$1/" 2>/dev/null
+	bad0=$((cviol + aviol)) stopped0=$stopped
 	for i in $(seq 1 "$NODES"); do
 		grep -q "stop: guest exited with code 0" "$D/node$i.log" ||
 			{ echo "soak: run $1: node $i did not stop in order after the guest's exit" >&2; stopped=false; }
@@ -130,6 +129,13 @@ run_guest() { # k
 	av=$(num "$a" violations)
 	aviol=$((aviol + ${av:-1}))
 	[ "${av:-1}" -eq 0 ] || { echo "soak: run $1: DSM audit: $a" >&2; head -n 5 "$T/audit.err" >&2; }
+	if [ $((cviol + aviol)) -ne "$bad0" ] || [ "$stopped" != "$stopped0" ]; then
+		# keep what a failed run left for the post-mortem
+		keep=/tmp/spanvm-soak-$TAG-run$1
+		mkdir -p "$keep" && cp "$D"/*.log "$D"/dsm-audit-node-*.txt "$D"/*.pb "$keep/" 2>/dev/null
+		echo "soak: run $1 failed; logs and dumps kept in $keep:" >&2
+		grep -h "ERR\|WARN" "$D"/*.log | grep -v "PROBE" | head -n 12 >&2
+	fi
 	echo "soak: run $1: ${o:-0} operations checked, coherence $v violations, audit ${av:-?} ($(( ($(ms) - t0) / 1000 )) s)" >&2
 	return 0
 }
