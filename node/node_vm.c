@@ -192,6 +192,8 @@ static void *boot_main(void *arg)
 		kill(getpid(), SIGTERM); /* the agent leaves in order */
 	} else if (rc == 0 && !stopping) {
 		LOG_INFO("node", "running the harts of %s over the DSM", vm->path);
+		if (vm->machine) /* harts parked in HSM meanwhile; vmd_stop cancels it */
+			vml_prefetch(vm->machine, vmd_dsm(vm->vmd));
 	}
 	return NULL;
 }

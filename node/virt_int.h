@@ -197,8 +197,9 @@ void vml_guest_exit(struct vml *m, int code);
  * Order: vml_create (boot_prepare: every node computes the same plan),
  * vml_hart_cfg before and vml_hart_bind after each local cpu_create,
  * vml_load (the console node writes Image, initrd and DTB through the
- * DSM; others return at once), vml_start, one thread per local hart in
- * vml_hart_main; vml_stop (harts leave), vml_destroy after the cpus.
+ * DSM and announces it; the others wait for that), vml_start, one thread
+ * per local hart in vml_hart_main, vml_prefetch; vml_stop (harts leave),
+ * vml_destroy after the cpus.
  */
 struct dsm;
 struct tp;
@@ -220,6 +221,9 @@ void vml_hart_cfg(struct vml *m, unsigned hart, struct cpu_cfg *cc);
 void vml_hart_bind(struct vml *m, unsigned hart, struct cpu *cpu);
 int vml_load(struct vml *m, struct dsm *d, char *err, size_t el);
 int vml_start(struct vml *m);
+/* After the harts started (they wait in HSM): non-console nodes read the
+ * kernel text through the DSM (Shared copies); any non-vCPU thread. */
+void vml_prefetch(struct vml *m, struct dsm *d);
 void vml_hart_main(struct vml *m, unsigned hart);
 bool vml_is_mmio(const struct vml *m, uint64_t gpa);
 int vml_mmio_read(struct vml *m, unsigned hart, uint64_t gpa, unsigned size, uint64_t *val);

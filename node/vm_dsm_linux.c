@@ -567,9 +567,10 @@ static int wait_loaded(struct vml *m)
 }
 
 /*
- * Other nodes, once loaded: read the kernel's text through the DSM while
- * the boot hart runs, so a hart that HSM starts here later finds its code
- * already Shared on this node.  Linux gives a starting hart one second to
+ * Other nodes, once loaded and their harts parked in HSM STOPPED: read the
+ * kernel's text through the DSM while the boot hart runs, so a hart that
+ * HSM starts here later finds its code already Shared on this node (a hart
+ * started meanwhile just faults what is not there yet).  Linux gives a starting hart one second to
  * come online; without the prefetch every code page it touches first is a
  * DSM round trip (three messages and an RMA read), which on a loaded host
  * took longer than that.  Text only (up to _etext from the System.map next
@@ -617,7 +618,6 @@ int vml_load(struct vml *m, struct dsm *d, char *err, size_t el)
 				 m->cfg.console_node, strerror(-rc));
 			return rc;
 		}
-		prefetch_kernel(m, d);
 		return 0;
 	}
 	rc = dsm_write(d, p->kernel_addr, p->kernel, p->kernel_len);
@@ -638,6 +638,12 @@ int vml_load(struct vml *m, struct dsm *d, char *err, size_t el)
 	if ((rc = announce_loaded(m)))
 		snprintf(err, el, "telling the other nodes the kernel is loaded: %s", strerror(-rc));
 	return rc;
+}
+
+void vml_prefetch(struct vml *m, struct dsm *d)
+{
+	if (!m->console)
+		prefetch_kernel(m, d);
 }
 
 int vml_start(struct vml *m)
