@@ -6,9 +6,11 @@
 # kernel log shows all 4 harts online, the init saw 4 harts, one worker
 # line per hart on 4 distinct harts, the workload's result verified by the
 # init, and the launcher's hot-page table at the end.
-# Usage: linux_launch3.sh BIN_DIR GUEST_DIR [APPEND]
+# With MODE "badinitrd" the config names an initrd that does not exist:
+# every node must say so and the launch fail (exit 1) before any hart runs.
+# Usage: linux_launch3.sh BIN_DIR GUEST_DIR [APPEND] [MODE]
 set -u
-bin=$1 gdir=$2 append=${3:-console=ttyS0 spanvm_short}
+bin=$1 gdir=$2 append=${3:-console=ttyS0 spanvm_short} mode=${4:-}
 [ -x "$bin/spanvm" ] && [ -x "$bin/spanvm-node" ] && [ -x "$bin/spanvm-coord" ] ||
 	{ echo "SKIP: spanvm binaries not built in $bin"; exit 77; }
 [ -f "$gdir/Image" ] && [ -f "$gdir/initramfs.cpio" ] ||
@@ -16,11 +18,13 @@ bin=$1 gdir=$2 append=${3:-console=ttyS0 spanvm_short}
 gdir=$(realpath "$gdir")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/spanvm-l3.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
+initrd=$gdir/initramfs.cpio
+[ "$mode" = badinitrd ] && initrd=$dir/missing.cpio
 cat >"$dir/vm.json" <<JSON
 {
   "version": 1,
   "vm": { "name": "linux3", "memory_mib": 128, "vcpus": 4,
-          "kernel": "$gdir/Image", "initrd": "$gdir/initramfs.cpio",
+          "kernel": "$gdir/Image", "initrd": "$initrd",
           "cmdline": "$append" },
   "cluster": { "coordinator": { "host": "127.0.0.1", "port": 0 },
                "heartbeat_ms": 250, "lease_ms": 5000, "join_timeout_ms": 20000,
@@ -37,6 +41,14 @@ SPANVM_RUN_DIR=$dir/run SPANVM_PROVIDER="tcp;ofi_rxm" </dev/null \
 	>"$dir/out" 2>"$dir/err"
 rc=$?
 fail() { echo "FAIL: $*"; echo "---- console ----"; cat "$dir/out"; echo "---- stderr ----"; tail -40 "$dir/err"; exit 1; }
+if [ "$mode" = badinitrd ]; then
+	[ $rc -eq 1 ] || fail "spanvm launch exited $rc, want 1 (bad initrd)"
+	n=$(grep -c "initrd $dir/missing.cpio: cannot open" "$dir/err")
+	[ "$n" -ge 1 ] || fail "no error naming the missing initrd"
+	! grep -q "Linux version" "$dir/out" || fail "the kernel ran despite the bad initrd"
+	echo "ok: missing initrd refused by $n node(s), exit 1, no hart ran"
+	exit 0
+fi
 [ $rc -eq 0 ] || fail "spanvm launch exited $rc, want 0 (power-off)"
 grep -q "smp: Brought up 1 node, 4 CPUs" "$dir/out" || fail "not all 4 harts online"
 grep -q "^init: start, 4 harts" "$dir/out" || fail "init did not see 4 harts"
