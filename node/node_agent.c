@@ -81,9 +81,13 @@ static int check_one(struct agent *a, uint32_t peer, uint8_t *buf, uint8_t *want
 	/* The first round trip includes connection set-up; report a warm one. */
 	if (tp_ping(a->tp, (int)peer, 1000 * MS, &rtt) == 0)
 		LOG_DBG("node", "peer %u: warm round trip %llu ns", peer, (unsigned long long)rtt);
-	memset(buf, 0, NODE_CHECK_PAGE);
-	rc = tp_rma_read(a->tp, (int)peer, a->ram_len - NODE_CHECK_PAGE, buf, NODE_CHECK_PAGE,
-			 2000 * MS);
+	/* retried like the round trip: a link cut during the barrier (soak,
+	 * real networks) must delay the check, not fail the node */
+	do {
+		memset(buf, 0, NODE_CHECK_PAGE);
+		rc = tp_rma_read(a->tp, (int)peer, a->ram_len - NODE_CHECK_PAGE, buf,
+				 NODE_CHECK_PAGE, 2000 * MS);
+	} while (rc == -ETIMEDOUT && !aborted(a) && util_now_ns() < deadline);
 	if (rc) {
 		snprintf(a->check_msg, sizeof(a->check_msg), "RMA read from node %u: %s", peer,
 			 strerror(-rc));
