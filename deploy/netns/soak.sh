@@ -29,6 +29,8 @@
 # Environment: SPANVM_SOAK_SECONDS (overrides MINUTES), SPANVM_SOAK_LEASE_MS
 # (5000; cuts scale with it), SPANVM_SOAK_MAX_CUT_MS (longest cut, default
 # lease/3: on an oversubscribed machine raise the lease, keep the cuts),
+# SPANVM_SOAK_GAP_MS (2000: the pause between cuts; shorter pauses let
+# consecutive cuts of one node add up to more than the lease),
 # SPANVM_SOAK_GUEST (ELF; default
 # BINDIR/guest/stress_coherence.elf), SPANVM_SOAK_COHERENCE=0 (no guest:
 # one VM without vCPUs rides out the cuts, then `spanvm stop`).
@@ -46,6 +48,9 @@ case "$SEED$MINUTES" in *[!0-9]*) echo "soak: SEED and MINUTES must be whole num
 NODES=3
 LEASE=${SPANVM_SOAK_LEASE_MS:-5000} # two shared cores: heartbeats run late under load
 MAXCUT=${SPANVM_SOAK_MAX_CUT_MS:-$((LEASE / 3))}
+# between cuts: longer than a healed link takes to carry traffic again
+# (~1.5 s), or cuts of one node run together into one outage past the lease
+GAP=${SPANVM_SOAK_GAP_MS:-2000}
 SECONDS_=${SPANVM_SOAK_SECONDS:-$((MINUTES * 60))}
 ELF=${SPANVM_SOAK_GUEST:-$B/guest/stress_coherence.elf}
 GUEST=1
@@ -181,7 +186,7 @@ run_cluster_only() {
 if [ "$GUEST" = 0 ]; then
 	"$HERE/cluster.sh" start 2>>"$T/start.err" || { cat "$T/start.err" >&2; show_logs; exit 1; }
 fi
-"$HERE/spanvm-chaos" random "$SEED" "$SECONDS_" 200 "$MAXCUT" 800 all 2>"$T/chaos.err" &
+"$HERE/spanvm-chaos" random "$SEED" "$SECONDS_" 200 "$MAXCUT" "$GAP" all 2>"$T/chaos.err" &
 CHAOS_PID=$!
 if [ "$GUEST" = 1 ]; then
 	k=0
@@ -213,7 +218,7 @@ else
 	guest='"none (SPANVM_SOAK_COHERENCE=0): the cluster alone rides out the cuts"'
 	cfields='"coherence_runs": 0, "ops_checked": null, "operations": null, "violations": 0, "coherence_violations": null, "lost": 0, "duplicated": 0, "audit": null'
 fi
-printf '{"seed": %s, "minutes": %s, "seconds": %s, "nodes": %s, "lease_ms": %s, "max_cut_ms": %s, "cuts": %s, "samples": %s, "longest_stall_s": %s, "longest_stall_ms": %s, "false_failures": %s, "failed_runs": %s, "stopped_in_order": %s, %s, "guest": %s, "ok": %s}\n' \
-	"$SEED" "$MINUTES" "$SECONDS_" "$NODES" "$LEASE" "$MAXCUT" "$cuts" "$samples" "$stall_s" "$stall" \
+printf '{"seed": %s, "minutes": %s, "seconds": %s, "nodes": %s, "lease_ms": %s, "max_cut_ms": %s, "gap_ms": %s, "cuts": %s, "samples": %s, "longest_stall_s": %s, "longest_stall_ms": %s, "false_failures": %s, "failed_runs": %s, "stopped_in_order": %s, %s, "guest": %s, "ok": %s}\n' \
+	"$SEED" "$MINUTES" "$SECONDS_" "$NODES" "$LEASE" "$MAXCUT" "$GAP" "$cuts" "$samples" "$stall_s" "$stall" \
 	"$false_failures" "$failed_runs" "$stopped" "$cfields" "$guest" "$ok"
 [ "$ok" = true ]
