@@ -15,13 +15,15 @@
 # harts of other nodes touch is a DSM transaction).
 #
 # Writes BUILD_DIR/bench/linux.json.  Env: BENCH_ROUNDS (5), BENCH_HARTS (2),
-# BENCH_ROUNDS3 (1; 0 skips the 3-node part: ratio null).
+# BENCH_ROUNDS3 (1; 0 skips the 3-node part: ratio null), BENCH_TIMEOUT3
+# (900 s per 3-node boot).
 set -eu
 
 BUILD=${1:-build}
 ROUNDS=${BENCH_ROUNDS:-5}
 HARTS=${BENCH_HARTS:-2}
 ROUNDS3=${BENCH_ROUNDS3:-1}
+TIMEOUT3=${BENCH_TIMEOUT3:-900}
 G=$BUILD/guest-linux
 SPANVM=$BUILD/bin/spanvm
 OUT=$BUILD/bench/linux.json
@@ -98,7 +100,7 @@ for r in $(seq 1 "$ROUNDS3"); do
 		--append "$APPEND3" --harts 4 --timeout 120)
 	[ "$3" -eq 0 ] || die "spanvm 4-hart boot failed (exit $3) in round $r"
 	echo "$1" >>"$TMP/o_first"; echo "$2" >>"$TMP/o_off"
-	set -- $(timed_boot timeout 900 "$SPANVM" launch "$TMP/l3.json")
+	set -- $(timed_boot timeout "$TIMEOUT3" "$SPANVM" launch "$TMP/l3.json")
 	[ "$3" -eq 0 ] || die "spanvm 3-node boot failed (exit $3) in round $r"
 	echo "$1" >>"$TMP/t_first"; echo "$2" >>"$TMP/t_off"
 	echo "round $r: 4 harts 1 node $(tail -1 "$TMP/o_first")/$(tail -1 "$TMP/o_off") s," \
