@@ -230,6 +230,7 @@ static void stats_sum(struct dsm_stats *sum)
 		sum->home_skipped += s.home_skipped;
 		sum->home_dup_req += s.home_dup_req;
 		sum->msg_retries += s.msg_retries;
+		sum->body_retries += s.body_retries;
 		sum->grants_dup += s.grants_dup;
 		sum->hold_waits += s.hold_waits;
 		sum->hold_expired += s.hold_expired;
@@ -254,7 +255,8 @@ static void bench_pingpong(int turns)
 	stats_sum(&s1);
 	printf("{\"bench\":\"pingpong\",\"turns\":%d,\"seconds\":%.3f,\"transfers_per_s\":%.0f,"
 	       "\"req_sent\":%llu,\"req_retx\":%llu,\"home_txns\":%llu,\"home_skipped\":%llu,"
-	       "\"home_dup_req\":%llu,\"msg_retries\":%llu,\"grants_dup\":%llu,"
+	       "\"home_dup_req\":%llu,\"msg_retries\":%llu,\"body_retries\":%llu,"
+	       "\"grants_dup\":%llu,"
 	       "\"hold_waits\":%llu,\"hold_expired\":%llu,\"req_lost\":%llu,"
 	       "\"ok\":%s}\n", 2 * turns, s, 2 * turns / s,
 	       (unsigned long long)(s1.req_sent - s0.req_sent),
@@ -263,6 +265,7 @@ static void bench_pingpong(int turns)
 	       (unsigned long long)(s1.home_skipped - s0.home_skipped),
 	       (unsigned long long)(s1.home_dup_req - s0.home_dup_req),
 	       (unsigned long long)(s1.msg_retries - s0.msg_retries),
+	       (unsigned long long)(s1.body_retries - s0.body_retries),
 	       (unsigned long long)(s1.grants_dup - s0.grants_dup),
 	       (unsigned long long)(s1.hold_waits - s0.hold_waits),
 	       (unsigned long long)(s1.hold_expired - s0.hold_expired),

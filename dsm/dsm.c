@@ -126,6 +126,11 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 		d->spin_ns = strtoull(getenv("SPANVM_DSM_SPIN_NS"), NULL, 10);
 	if (!d->spin_ns)
 		d->spin_ns = DSM_SPIN_NS;
+	/* env only: for measuring (docs/dsm.md "Retries") */
+	d->retry_first_ns = DSM_RETRY_FIRST_NS;
+	if (getenv("SPANVM_DSM_RETRY_FIRST_NS"))
+		d->retry_first_ns = strtoull(getenv("SPANVM_DSM_RETRY_FIRST_NS"), NULL, 10);
+	d->retry_first_ns = UTIL_MAX(UTIL_MIN(d->retry_first_ns, d->cfg.msg_timeout_ns), 100000ull);
 	d->spin_fault.budget_ns = d->spin_ack.budget_ns = d->spin_req.budget_ns =
 		d->spin_ns >= 20000 ? d->spin_ns : 0;
 	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
@@ -412,6 +417,11 @@ static bool pending_join(struct dsm *d, uint64_t page, unsigned access, struct d
 	return true;
 }
 
+uint64_t dsm_retry_next(const struct dsm *d, uint64_t wait_ns)
+{
+	return UTIL_MIN(2 * wait_ns, d->cfg.msg_timeout_ns);
+}
+
 uint64_t dsm_spin_budget(struct dsm_spin *s)
 {
 	uint64_t b = atomic_load_explicit(&s->budget_ns, memory_order_relaxed);
@@ -602,7 +612,7 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(trace_notified) X(nosub_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
-	X(hold_waits) X(hold_expired) X(req_lost)
+	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

@@ -93,7 +93,9 @@ struct dsm_cfg {
 	uint64_t block_pages;       /* DSM_HOME_BLOCK: pages per run (0 = ram/nnodes) */
 	const struct dsm_local_ops *ops; /* NULL: nothing local to revoke */
 	void *ops_arg;
-	uint64_t msg_timeout_ns;    /* per try of a home/agent request; 0 = 200 ms */
+	uint64_t msg_timeout_ns;    /* longest wait per try of a home INV/GRANT or a body RMA
+				     * read (the first tries wait less, doubling up to it:
+				     * docs/dsm.md "Retries"); 0 = 200 ms */
 	uint64_t retx_ns;           /* requester retransmission interval; 0 = 20 ms */
 	uint64_t hold_ns;           /* max. hold of a fresh grant nobody saw yet; 0 = 1 ms */
 	uint64_t spin_ns;           /* max. budget of a waiter polling the CQ itself (adaptive,
@@ -198,6 +200,7 @@ struct dsm_stats {
 	uint64_t hold_waits;                  /* revocations that waited for a waiter to see a grant */
 	uint64_t hold_expired;                /* ... in vain (hold_ns passed) */
 	uint64_t req_lost;                    /* requests resent because their grant was revoked unseen */
+	uint64_t body_retries;                /* body RMA reads re-posted after a timeout */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */

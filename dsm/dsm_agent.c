@@ -212,6 +212,41 @@ int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t s
 	return rc;
 }
 
+/*
+ * Pulls the page from the supplier's RAM.  Through a buffer outside the
+ * registered region, so tp uses a bounce slot: a read that timed out and
+ * completes late (seen: tens of ms after tp gave up on it) lands in its
+ * abandoned bounce slot, never in guest RAM that we may already have
+ * written since.  A timed-out read is re-posted at once with a doubled
+ * wait (DSM_RETRY_FIRST_NS up to msg_timeout_ns): the re-post is what gets
+ * a stuck one moving.
+ */
+static int pull_body(struct dsm *d, uint64_t page, int supplier)
+{
+	uint64_t off = page << DSM_PAGE_SHIFT;
+	uint64_t wait_ns = d->retry_first_ns;
+	uint8_t *tmp = malloc(DSM_PAGE_SIZE);
+	int rc;
+
+	if (!tmp)
+		return -ENOMEM;
+	for (;;) {
+		rc = tp_rma_read(d->cfg.tp, supplier, off, tmp, DSM_PAGE_SIZE, wait_ns);
+		if (rc != -ETIMEDOUT)
+			break;
+		if (atomic_load(&d->stopping)) {
+			rc = -ECANCELED;
+			break;
+		}
+		DSM_INC(d, body_retries);
+		wait_ns = dsm_retry_next(d, wait_ns);
+	}
+	if (rc == 0)
+		memcpy(d->ram + off, tmp, DSM_PAGE_SIZE);
+	free(tmp);
+	return rc;
+}
+
 /* Fills the page's bytes for a grant (zero, own copy, or RMA read). */
 static int install_body(struct dsm *d, uint64_t page, int supplier)
 {
@@ -224,18 +259,10 @@ static int install_body(struct dsm *d, uint64_t page, int supplier)
 		memset(d->ram + off, 0, DSM_PAGE_SIZE);
 		DSM_INC(d, bodies_zero);
 	} else if (supplier != d->cfg.node_id) {
-		for (;;) {
-			rc = tp_rma_read(d->cfg.tp, supplier, off, d->ram + off, DSM_PAGE_SIZE,
-					 d->cfg.msg_timeout_ns);
-			if (rc != -ETIMEDOUT)
-				break;
-			if (atomic_load(&d->stopping))
-				return -ECANCELED;
-			DSM_INC(d, msg_retries);
-		}
-		if (rc) {
-			LOG_ERR(DSM_SUBSYS, "page %llu: body from node %d: %s",
-				(unsigned long long)page, supplier, strerror(-rc));
+		if ((rc = pull_body(d, page, supplier))) {
+			if (rc != -ECANCELED)
+				LOG_ERR(DSM_SUBSYS, "page %llu: body from node %d: %s",
+					(unsigned long long)page, supplier, strerror(-rc));
 			return rc;
 		}
 		DSM_INC(d, bodies_rma);

@@ -47,6 +47,9 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
 /*
  * Sends an INV/GRANT and waits for its acknowledgement, resending on
  * timeout for as long as it takes (a partition stalls, never corrupts).
+ * The first resend comes after DSM_RETRY_FIRST_NS, then the wait doubles up
+ * to msg_timeout_ns: a resend is harmless (versions make it a duplicate)
+ * and it is also what gets a message stuck in the provider moving.
  * Why not tp_request: a caller blocked in tp_request makes this node's
  * progress thread hand CQ polling to it, and RMA reads that peers make
  * from our RAM meanwhile (the requester pulling the body from us) were
@@ -70,12 +73,13 @@ static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, siz
 	d->ack_got = false;
 	d->ack_want = true;
 	pthread_mutex_unlock(&d->ack_mu);
+	uint64_t wait_ns = d->retry_first_ns;
 	for (;;) {
 		if ((rc = tp_send(d->cfg.tp, dst, type, buf, len)))
 			break; /* unknown or removed peer */
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + d->cfg.msg_timeout_ns;
+		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
 		/* Poll the CQ ourselves first: the ACK is read (and its handler
@@ -95,6 +99,7 @@ static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, siz
 			break;
 		}
 		DSM_INC(d, msg_retries);
+		wait_ns = dsm_retry_next(d, wait_ns);
 	}
 	pthread_mutex_lock(&d->ack_mu);
 	d->ack_want = false;

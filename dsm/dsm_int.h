@@ -14,6 +14,12 @@
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
 #define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
 #define DSM_SPIN_NS 500000ull /* default: poll the CQ this long before sleeping */
+/* First wait of a home INV/GRANT for its ACK and of a body RMA read; each
+ * retry doubles it up to msg_timeout_ns.  Why short: with tcp;ofi_rxm an
+ * operation sometimes sits in the provider until the endpoint's next post
+ * (measured: RMA reads stuck 0.2-1 s that completed within 50 us of the
+ * re-post), and the whole home waits meanwhile (docs/dsm.md "Retries"). */
+#define DSM_RETRY_FIRST_NS 10000000ull /* env SPANVM_DSM_RETRY_FIRST_NS */
 
 /* Directory entry at the home: 32 bytes. */
 struct dsm_dir {
@@ -127,6 +133,7 @@ struct dsm {
 	bool ack_want;
 	_Atomic bool ack_got;      /* also read without ack_mu (tp_poll_wait) */
 
+	uint64_t retry_first_ns;   /* first retry wait (DSM_RETRY_FIRST_NS, env) */
 	uint64_t spin_ns;          /* max. tp_poll_wait budget of a waiter (cfg / env) */
 	/* adaptive polling (dsm_spin_*): how long each kind of wait took */
 	struct dsm_spin spin_fault, spin_ack, spin_req;
@@ -144,6 +151,8 @@ struct dsm {
 #define DSM_ADD(d, f, v) __atomic_fetch_add(&(d)->st.f, (v), __ATOMIC_RELAXED)
 
 /* dsm.c */
+/* The next retry wait: doubled, at most msg_timeout_ns. */
+uint64_t dsm_retry_next(const struct dsm *d, uint64_t wait_ns);
 uint64_t dsm_spin_budget(struct dsm_spin *s);
 /* After a wait that polled with budget (0: did not poll): answered in it? */
 void dsm_spin_note(const struct dsm *d, struct dsm_spin *s, uint64_t budget, bool answered);

@@ -341,7 +341,7 @@ static void under_faults(void **state)
 	for (int i = 0; i < NN; i++) {
 		dsm_stats(N[i].dsm, &s);
 		dups += s.grants_dup + s.inv_stale + s.home_skipped + s.home_dup_req;
-		retries += s.req_retx + s.msg_retries;
+		retries += s.req_retx + s.msg_retries + s.body_retries;
 	}
 	assert_true(dups > 0);
 	assert_true(retries > 0);
