@@ -200,8 +200,12 @@ void dsm_stop(struct dsm *d)
 	pthread_mutex_lock(&d->ack_mu); /* a home worker waiting for an ack */
 	pthread_cond_broadcast(&d->ack_cv);
 	pthread_mutex_unlock(&d->ack_mu);
-	if (d->started)
+	if (d->started) {
 		dsm_agent_set_handlers(d, false);
+		/* a handler already running on another thread still uses d:
+		 * dsm_destroy must not free it under that handler */
+		tp_handlers_quiesce(d->cfg.tp);
+	}
 	dsm_queue_stop(&d->homeq);
 	dsm_queue_stop(&d->agentq);
 	if (d->started) {

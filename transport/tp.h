@@ -209,6 +209,14 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
  */
 void tp_handed_off(struct tp *tp);
 
+/*
+ * Returns once no handler that started before the call is still running
+ * (every handler runs under the progress lock: this takes it once).  For
+ * a layer that swapped its handlers and is about to free their arg.
+ * -EDEADLK from a handler or while this thread holds the lock, -EINVAL.
+ */
+int tp_handlers_quiesce(struct tp *tp);
+
 /* Switches the send-side fault hooks for one peer; any thread, any time. */
 int tp_fault_set(struct tp *tp, int peer, const struct tp_fault *f);
 

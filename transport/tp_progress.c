@@ -246,6 +246,17 @@ int tp_post_retry(struct tp *tp, ssize_t (*post)(struct tp *, void *), void *arg
 	}
 }
 
+int tp_handlers_quiesce(struct tp *tp)
+{
+	if (!tp)
+		return -EINVAL;
+	if (tp_in_handler(tp) || tls_prog_holder == tp)
+		return -EDEADLK;
+	prog_lock(tp);
+	prog_unlock(tp);
+	return 0;
+}
+
 void tp_handed_off(struct tp *tp)
 {
 	if (tp && !tp_polling_any(tp))
