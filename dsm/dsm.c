@@ -613,7 +613,7 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(read_faults) X(write_faults) X(coalesced) X(req_sent) X(req_retx)             \
 	X(fault_wait_ns) X(grants) X(grants_dup) X(bodies_rma) X(bodies_zero)           \
 	X(body_bytes) X(inv_recv) X(downgrade_recv) X(inv_stale) X(revoke_interrupts)   \
-	X(trace_notified) X(nosub_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
+	X(trace_notified) X(unflagged_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
 	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries)

@@ -187,7 +187,7 @@ struct dsm_stats {
 	uint64_t inv_recv, downgrade_recv, inv_stale; /* stale: version already newer */
 	uint64_t revoke_interrupts;           /* local users interrupted by revocations */
 	uint64_t trace_notified;              /* revocations flagged as trace events */
-	uint64_t nosub_interrupts;            /* users interrupted by an unflagged revocation */
+	uint64_t unflagged_interrupts;            /* users interrupted by an unflagged revocation */
 	uint64_t sub_sent;
 	/* home side */
 	uint64_t home_txns, home_skipped, home_dup_req;

@@ -126,7 +126,7 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 		if (n > 0) {
 			DSM_ADD(d, revoke_interrupts, (uint64_t)n);
 			if (!trace)
-				DSM_ADD(d, nosub_interrupts, (uint64_t)n);
+				DSM_ADD(d, unflagged_interrupts, (uint64_t)n);
 		}
 	}
 }

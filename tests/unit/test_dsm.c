@@ -445,7 +445,7 @@ static void trace_subscribers(void **state)
 	for (int i = 0; i < NN; i++) {
 		struct dsm_stats s;
 		dsm_stats(N[i].dsm, &s);
-		assert_int_equal(s.nosub_interrupts, 0); /* nobody unflagged was interrupted */
+		assert_int_equal(s.unflagged_interrupts, 0); /* nobody unflagged was interrupted */
 	}
 	atomic_store(&N[1].subs[40], 0);
 	assert_int_equal(dsm_trace_sub(N[1].dsm, g, false), 0);
