@@ -718,8 +718,8 @@ static void hot_pages(void **state)
 	}
 	assert_true(ih >= 0 && iw > ih);
 	/* every write but the first took ownership from the other node */
-	assert_true(top[ih].requests >= rounds);
-	assert_true(top[ih].moves >= rounds - 1);
+	assert_true(top[ih].requests >= (uint64_t)rounds);
+	assert_true(top[ih].moves >= (uint64_t)rounds - 1);
 	assert_true(top[iw].requests >= 1);
 	assert_int_equal(top[iw].moves, 0);
 	assert_int_equal(dsm_hot_pages(N[0].dsm, 1, &one, &cnt1), 0);
