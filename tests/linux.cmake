@@ -43,7 +43,7 @@ if(TARGET spanvm)
     add_test(NAME linux.launch3_4harts
       COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_launch3.sh
               ${SPANVM_BIN_DIR} ${LINUX_GUEST_DIR})
-    set_tests_properties(linux.launch3_4harts PROPERTIES LABELS "linux;slow" TIMEOUT 700
+    set_tests_properties(linux.launch3_4harts PROPERTIES LABELS "linux;slow" TIMEOUT 1200
       SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
     add_test(NAME linux.launch3_bad_initrd
       COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_launch3.sh

@@ -37,7 +37,7 @@ cat >"$dir/vm.json" <<JSON
 }
 JSON
 SPANVM_RUN_DIR=$dir/run SPANVM_PROVIDER="tcp;ofi_rxm" </dev/null \
-	timeout 600 "$bin/spanvm" launch "$dir/vm.json" --stats-file "$dir/stats.json" \
+	timeout 1100 "$bin/spanvm" launch "$dir/vm.json" --stats-file "$dir/stats.json" \
 	>"$dir/out" 2>"$dir/err"
 rc=$?
 fail() { echo "FAIL: $*"; echo "---- console ----"; cat "$dir/out"; echo "---- stderr ----"; tail -40 "$dir/err"; exit 1; }
