@@ -299,7 +299,7 @@ static void send_sub(struct dsm *d, uint64_t page, bool on)
 {
 	int home = dsm_home_node(d, page);
 	DsmSub m = DSM_SUB__INIT;
-	uint8_t buf[DSM_MSG_MAX], reply[DSM_MSG_MAX];
+	uint8_t buf[DSM_MSG_MAX];
 
 	DSM_INC(d, sub_sent);
 	if (home == d->cfg.node_id) {
@@ -314,15 +314,12 @@ static void send_sub(struct dsm *d, uint64_t page, bool on)
 	}
 	m.page = page;
 	m.on = on;
-	size_t n = dsm_sub__pack(&m, buf);
-	while (!atomic_load(&d->stopping)) {
-		size_t rlen = sizeof(reply);
-		int rc = tp_request(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_SUB, buf, n, reply, &rlen,
-				    d->cfg.msg_timeout_ns, 0);
-		if (rc != -ETIMEDOUT)
-			return;
-		DSM_INC(d, msg_retries);
-	}
+	/* Fire-and-forget: the home's subscriber-node set only decides the
+	 * INV's trace flag, a statistic (every revocation is a trace event on
+	 * the receiving node anyway), so a lost or reordered SUB costs nothing
+	 * but accuracy.  A round trip here would make every INV queued behind
+	 * it on this agent wait for the home's answer. */
+	tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_SUB, buf, dsm_sub__pack(&m, buf));
 }
 
 void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version)
@@ -333,16 +330,6 @@ void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version)
 	a.page = page;
 	a.version = version;
 	tp_send(d->cfg.tp, dst, DSM_MSG_TYPE__DSM_MSG_ACK, buf, dsm_ack__pack(&a, buf));
-}
-
-static void reply_ack(struct dsm *d, const struct tp_msg *to, uint64_t page, uint32_t version)
-{
-	DsmAck a = DSM_ACK__INIT;
-	uint8_t buf[DSM_MSG_MAX];
-
-	a.page = page;
-	a.version = version;
-	tp_reply(d->cfg.tp, to, DSM_MSG_TYPE__DSM_MSG_ACK, buf, dsm_ack__pack(&a, buf));
 }
 
 void *dsm_agent_main(void *arg)
@@ -531,7 +518,6 @@ static void on_sub(void *arg, const struct tp_msg *m)
 		else
 			atomic_fetch_and(&e->subs, ~bit);
 		DSM_INC(d, sub_updates);
-		reply_ack(d, m, r->page, 0);
 	}
 	dsm_sub__free_unpacked(r, NULL);
 }
