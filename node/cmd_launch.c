@@ -298,6 +298,8 @@ static int child_exit_error(struct launch *l, char *err, size_t errlen)
 	return 0;
 }
 
+static void note_guest_exit(struct launch *l, bool exited, int code);
+
 static int wait_running(struct launch *l, struct node_ctl **ctl, uint8_t *seen, char *err,
 			size_t errlen)
 {
@@ -324,6 +326,14 @@ static int wait_running(struct launch *l, struct node_ctl **ctl, uint8_t *seen, 
 			fprintf(stderr, "spanvm: all %zu nodes running\n", st->n_nodes);
 			node_status_print(stdout, st, l->rt.coord, false);
 			fflush(stdout);
+		} else if (st->guest_exited) {
+			/* a short guest can run and exit between two polls: the
+			 * cluster did start, and the stop is the guest's */
+			note_guest_exit(l, true, st->guest_exit);
+			fprintf(stderr, "spanvm: all %zu nodes ran; the guest has already exited\n",
+				st->n_nodes);
+			ctl_msg__free_unpacked(reply, NULL);
+			return 0;
 		} else if (ph == CTL_PHASE__CTL_PHASE_STOPPING || ph == CTL_PHASE__CTL_PHASE_STOPPED) {
 			snprintf(err, errlen, "the cluster did not start: %s",
 				 failure_reason(st, why, sizeof(why)));
