@@ -131,8 +131,11 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 	if (getenv("SPANVM_DSM_RETRY_FIRST_NS"))
 		d->retry_first_ns = strtoull(getenv("SPANVM_DSM_RETRY_FIRST_NS"), NULL, 10);
 	d->retry_first_ns = UTIL_MAX(UTIL_MIN(d->retry_first_ns, d->cfg.msg_timeout_ns), 100000ull);
-	d->spin_fault.budget_ns = d->spin_ack.budget_ns = d->spin_req.budget_ns =
-		d->spin_ns >= 20000 ? d->spin_ns : 0;
+	d->spin_fault.budget_ns = d->spin_ns >= 20000 ? d->spin_ns : 0;
+	d->nhome = DSM_HOME_WORKERS;
+	if (getenv("SPANVM_DSM_HOME_WORKERS"))
+		d->nhome = (unsigned)strtoul(getenv("SPANVM_DSM_HOME_WORKERS"), NULL, 10);
+	d->nhome = UTIL_MAX(UTIL_MIN(d->nhome, DSM_HOME_WORKERS_MAX), 1u);
 	if (d->cfg.policy == DSM_HOME_BLOCK && !d->cfg.block_pages)
 		d->cfg.block_pages = (d->npages + d->nnodes - 1) / d->nnodes;
 	if (d->cfg.policy == DSM_HOME_INTERLEAVE)
@@ -162,32 +165,44 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->fault_cv, &ca);
-	pthread_cond_init(&d->ack_cv, &ca);
+	for (unsigned i = 0; i < d->nhome; i++) {
+		struct dsm_home_worker *w = &d->home[i];
+		w->d = d;
+		pthread_cond_init(&w->ack_cv, &ca);
+		pthread_mutex_init(&w->ack_mu, NULL);
+		dsm_queue_init(&w->q);
+		w->spin_ack.budget_ns = w->spin_req.budget_ns = d->spin_fault.budget_ns;
+	}
 	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&d->ack_mu, NULL);
-	dsm_queue_init(&d->homeq);
 	dsm_queue_init(&d->agentq);
 	*out = d;
 	return 0;
 }
 
+static void home_stop(struct dsm *d, unsigned running)
+{
+	for (unsigned i = 0; i < d->nhome; i++)
+		dsm_queue_stop(&d->home[i].q);
+	for (unsigned i = 0; i < running; i++)
+		pthread_join(d->home[i].thr, NULL);
+}
+
 int dsm_start(struct dsm *d)
 {
-	int rc;
+	unsigned i;
+	int rc = 0;
 
 	if (!d || d->started)
 		return -EINVAL;
 	dsm_agent_set_handlers(d, true);
-	if ((rc = pthread_create(&d->home_thr, NULL, dsm_home_main, d)))
-		goto err;
-	if ((rc = pthread_create(&d->agent_thr, NULL, dsm_agent_main, d))) {
-		dsm_queue_stop(&d->homeq);
-		pthread_join(d->home_thr, NULL);
-		goto err;
+	for (i = 0; i < d->nhome && !rc; i++)
+		if ((rc = pthread_create(&d->home[i].thr, NULL, dsm_home_main, &d->home[i])))
+			break;
+	if (!rc && (rc = pthread_create(&d->agent_thr, NULL, dsm_agent_main, d)) == 0) {
+		d->started = true;
+		return 0;
 	}
-	d->started = true;
-	return 0;
-err:
+	home_stop(d, i);
 	dsm_agent_set_handlers(d, false);
 	return -rc;
 }
@@ -197,19 +212,20 @@ void dsm_stop(struct dsm *d)
 	if (!d)
 		return;
 	atomic_store(&d->stopping, true);
-	pthread_mutex_lock(&d->ack_mu); /* a home worker waiting for an ack */
-	pthread_cond_broadcast(&d->ack_cv);
-	pthread_mutex_unlock(&d->ack_mu);
+	for (unsigned i = 0; i < d->nhome; i++) { /* a home worker waiting for acks */
+		pthread_mutex_lock(&d->home[i].ack_mu);
+		pthread_cond_broadcast(&d->home[i].ack_cv);
+		pthread_mutex_unlock(&d->home[i].ack_mu);
+	}
 	if (d->started) {
 		dsm_agent_set_handlers(d, false);
 		/* a handler already running on another thread still uses d:
 		 * dsm_destroy must not free it under that handler */
 		tp_handlers_quiesce(d->cfg.tp);
 	}
-	dsm_queue_stop(&d->homeq);
 	dsm_queue_stop(&d->agentq);
+	home_stop(d, d->started ? d->nhome : 0);
 	if (d->started) {
-		pthread_join(d->home_thr, NULL);
 		pthread_join(d->agent_thr, NULL);
 		d->started = false;
 	}
@@ -221,13 +237,15 @@ void dsm_destroy(struct dsm *d)
 	if (!d)
 		return;
 	dsm_stop(d);
-	dsm_queue_destroy(&d->homeq);
+	for (unsigned i = 0; i < d->nhome; i++) {
+		dsm_queue_destroy(&d->home[i].q);
+		pthread_cond_destroy(&d->home[i].ack_cv);
+		pthread_mutex_destroy(&d->home[i].ack_mu);
+	}
 	dsm_queue_destroy(&d->agentq);
 	munmap((void *)d->version, d->local_map_len);
 	munmap(d->dir, d->dir_map_len);
 	pthread_cond_destroy(&d->fault_cv);
-	pthread_cond_destroy(&d->ack_cv);
-	pthread_mutex_destroy(&d->ack_mu);
 	pthread_mutex_destroy(&d->lock);
 	pthread_rwlock_destroy(&d->host_users);
 	free(d);
@@ -428,6 +446,8 @@ uint64_t dsm_retry_next(const struct dsm *d, uint64_t wait_ns)
 
 uint64_t dsm_spin_budget(struct dsm_spin *s)
 {
+	if (util_cpus_oversubscribed())
+		return 0;
 	uint64_t b = atomic_load_explicit(&s->budget_ns, memory_order_relaxed);
 	if (b)
 		return b;

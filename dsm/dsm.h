@@ -230,7 +230,7 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
  */
 int dsm_audit_write(struct dsm *d, FILE *f);
 int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
-/* 1 and *gpa when this home's transaction in flight waits for a node in
+/* 1 and *gpa when one of this home's transactions in flight waits for a node in
  * `failed` (the page may be lost: the directory lags until it ends), else
  * 0; -EINVAL. */
 int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa);

@@ -490,13 +490,8 @@ static void on_ack(void *arg, const struct tp_msg *m)
 		bad(d, m, "undecodable acknowledgement");
 		return;
 	}
-	pthread_mutex_lock(&d->ack_mu);
-	if (d->ack_want && d->ack_page == r->page && d->ack_version == r->version &&
-	    d->ack_from == m->src) {
-		d->ack_got = true;
-		pthread_cond_broadcast(&d->ack_cv);
-	} /* else: the ack of a retransmission we no longer wait for */
-	pthread_mutex_unlock(&d->ack_mu);
+	if (page_ok(d, m, r->page, true))
+		dsm_home_ack(d, m->src, r->page, r->version);
 	dsm_ack__free_unpacked(r, NULL);
 }
 

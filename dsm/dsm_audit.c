@@ -34,14 +34,17 @@ static void dsm_busy(struct dsm *d, char *why, size_t n)
 	why[0] = 0;
 #define WHY(...) \
 	(at += (size_t)snprintf(why + (at < n ? at : n - 1), at < n ? n - at : 0, __VA_ARGS__))
-	if (queue_busy(&d->homeq))
-		WHY("%shome-queue", at ? "," : "");
+	for (unsigned i = 0; i < d->nhome; i++) {
+		struct dsm_home_worker *w = &d->home[i];
+		if (queue_busy(&w->q))
+			WHY("%shome-queue", at ? "," : "");
+		pthread_mutex_lock(&w->ack_mu);
+		if (w->ack_want)
+			WHY("%shome-txn:%" PRIu64, at ? "," : "", w->ack_page);
+		pthread_mutex_unlock(&w->ack_mu);
+	}
 	if (queue_busy(&d->agentq))
 		WHY("%sagent-queue", at ? "," : "");
-	pthread_mutex_lock(&d->ack_mu);
-	if (d->ack_want)
-		WHY("%shome-txn:%" PRIu64, at ? "," : "", d->ack_page);
-	pthread_mutex_unlock(&d->ack_mu);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned i = 0; i < DSM_PENDING_MAX; i++)
 		if (d->pending[i].want)
@@ -136,13 +139,15 @@ int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa)
 
 	if (!d || !gpa)
 		return -EINVAL;
-	pthread_mutex_lock(&d->ack_mu);
-	if (d->ack_want && d->ack_from >= 0 && d->ack_from < DSM_MAX_NODES &&
-	    (failed & (1ull << d->ack_from))) {
-		*gpa = d->cfg.ram_base + (d->ack_page << DSM_PAGE_SHIFT);
-		rc = 1;
+	for (unsigned i = 0; i < d->nhome && !rc; i++) {
+		struct dsm_home_worker *w = &d->home[i];
+		pthread_mutex_lock(&w->ack_mu);
+		if (w->ack_want && (atomic_load(&w->ack_wait) & failed)) {
+			*gpa = d->cfg.ram_base + (w->ack_page << DSM_PAGE_SHIFT);
+			rc = 1;
+		}
+		pthread_mutex_unlock(&w->ack_mu);
 	}
-	pthread_mutex_unlock(&d->ack_mu);
 	return rc;
 }
 

@@ -14,8 +14,9 @@
  * follows.  Every message the home waits for carries the new version, so
  * retransmitted and duplicated messages are recognised at the receiver.
  *
- * Only the home worker thread touches dir[] (except the atomic subs set,
- * which the SUB handler updates on the progress thread).
+ * Each page's directory entry is touched only by its home worker
+ * (dsm_home_worker_of), except the atomic subs set, which the SUB handler
+ * updates on the progress thread, and the relaxed hot-page counters.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,9 +27,14 @@
 
 #include "dsm/dsm_int.h"
 
+struct dsm_home_worker *dsm_home_worker_of(struct dsm *d, uint64_t page)
+{
+	return &d->home[dsm_dir_slot(d, page) % d->nhome];
+}
+
 void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
 {
-	struct dsm_queue *q = &d->homeq;
+	struct dsm_queue *q = &dsm_home_worker_of(d, j->page)->q;
 
 	pthread_mutex_lock(&q->mu);
 	for (struct dsm_job *o = q->head; o; o = o->next) {
@@ -44,9 +50,25 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
 	dsm_queue_push(q, j);
 }
 
+void dsm_home_ack(struct dsm *d, int src, uint64_t page, uint32_t version)
+{
+	struct dsm_home_worker *w = dsm_home_worker_of(d, page);
+	uint64_t bit = 1ull << src;
+
+	pthread_mutex_lock(&w->ack_mu);
+	if (w->ack_want && w->ack_page == page && w->ack_version == version &&
+	    (atomic_load(&w->ack_wait) & bit)) {
+		if (atomic_fetch_and(&w->ack_wait, ~bit) == bit)
+			pthread_cond_broadcast(&w->ack_cv);
+	} /* else: the ack of a retransmission we no longer wait for */
+	pthread_mutex_unlock(&w->ack_mu);
+}
+
 /*
- * Sends an INV/GRANT and waits for its acknowledgement, resending on
- * timeout for as long as it takes (a partition stalls, never corrupts).
+ * Sends one INV/GRANT per node in `to` (msgs[node]) and waits until every
+ * one is acknowledged, resending to the silent ones for as long as it
+ * takes (a partition stalls, never corrupts).  The INVs of one write go
+ * out together: their round trips overlap instead of adding up.
  * The first resend comes after DSM_RETRY_FIRST_NS, then the wait doubles up
  * to msg_timeout_ns: a resend is harmless (versions make it a duplicate)
  * and it is also what gets a message stuck in the provider moving.
@@ -54,65 +76,92 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
  * progress thread hand CQ polling to it, and RMA reads that peers make
  * from our RAM meanwhile (the requester pulling the body from us) were
  * served late; waiting on our own condvar keeps the progress thread on it.
+ * Returns 0, or the first send error (that node is then not waited for:
+ * unknown or removed peer) with *failed set to its bit.
  */
-static bool ack_arrived(void *arg)
+struct home_msg {
+	uint8_t buf[DSM_MSG_MAX];
+	size_t len;
+};
+
+static bool acks_arrived(void *arg)
 {
-	struct dsm *d = arg;
-	return atomic_load(&d->ack_got) || atomic_load(&d->stopping);
+	struct dsm_home_worker *w = arg;
+	return atomic_load(&w->ack_wait) == 0 || atomic_load(&w->d->stopping);
 }
 
-static int home_call(struct dsm *d, int dst, uint32_t type, const void *buf, size_t len,
-		     uint64_t page, uint32_t version)
+static int send_all(struct dsm *d, struct dsm_home_worker *w, uint64_t to, uint32_t type,
+		    const struct home_msg *msgs, uint64_t *failed)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&d->ack_mu);
-	d->ack_page = page;
-	d->ack_version = version;
-	d->ack_from = dst;
-	d->ack_got = false;
-	d->ack_want = true;
-	pthread_mutex_unlock(&d->ack_mu);
-	uint64_t wait_ns = d->retry_first_ns;
+	for (int n = 0; n < DSM_MAX_NODES; n++) {
+		if (!(to >> n & 1))
+			continue;
+		int r = tp_send(d->cfg.tp, n, type, msgs[n].buf, msgs[n].len);
+		if (r) {
+			atomic_fetch_and(&w->ack_wait, ~(1ull << n));
+			*failed |= 1ull << n;
+			if (!rc)
+				rc = r;
+		}
+	}
+	return rc;
+}
+
+static int home_call(struct dsm_home_worker *w, uint64_t to, uint32_t type,
+		     const struct home_msg *msgs, uint64_t page, uint32_t version,
+		     uint64_t *failed)
+{
+	struct dsm *d = w->d;
+	int rc = 0;
+
+	*failed = 0;
+	pthread_mutex_lock(&w->ack_mu);
+	w->ack_page = page;
+	w->ack_version = version;
+	atomic_store(&w->ack_wait, to);
+	w->ack_want = true;
+	pthread_mutex_unlock(&w->ack_mu);
+	uint64_t wait_ns = d->retry_first_ns, missing = to;
 	for (;;) {
-		if ((rc = tp_send(d->cfg.tp, dst, type, buf, len)))
-			break; /* unknown or removed peer */
+		int r = send_all(d, w, missing, type, msgs, failed);
+		if (r && !rc)
+			rc = r;
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
-		/* Poll the CQ ourselves first: the ACK is read (and its handler
-		 * run) on this thread, and peers' RMA reads of our RAM are served
-		 * meanwhile; sleep only once the budget is used up. */
-		dsm_spin_poll(d, &d->spin_ack, ack_arrived, d);
-		pthread_mutex_lock(&d->ack_mu);
-		while (!d->ack_got && !atomic_load(&d->stopping) &&
-		       pthread_cond_timedwait(&d->ack_cv, &d->ack_mu, &ts) == 0)
+		/* Poll the CQ ourselves first: the ACKs are read (and their
+		 * handler run) on this thread, and peers' RMA reads of our RAM
+		 * are served meanwhile; sleep only once the budget is used up. */
+		dsm_spin_poll(d, &w->spin_ack, acks_arrived, w);
+		pthread_mutex_lock(&w->ack_mu);
+		while (atomic_load(&w->ack_wait) && !atomic_load(&d->stopping) &&
+		       pthread_cond_timedwait(&w->ack_cv, &w->ack_mu, &ts) == 0)
 			;
-		bool got = d->ack_got;
-		pthread_mutex_unlock(&d->ack_mu);
-		if (got)
+		missing = atomic_load(&w->ack_wait);
+		pthread_mutex_unlock(&w->ack_mu);
+		if (!missing)
 			break;
 		if (atomic_load(&d->stopping)) {
 			rc = -ECANCELED;
+			*failed |= missing;
 			break;
 		}
 		DSM_INC(d, msg_retries);
 		wait_ns = dsm_retry_next(d, wait_ns);
 	}
-	pthread_mutex_lock(&d->ack_mu);
-	d->ack_want = false;
-	pthread_mutex_unlock(&d->ack_mu);
+	pthread_mutex_lock(&w->ack_mu);
+	w->ack_want = false;
+	atomic_store(&w->ack_wait, 0);
+	pthread_mutex_unlock(&w->ack_mu);
 	return rc;
 }
 
-static int send_inv(struct dsm *d, int node, uint64_t page, uint32_t v, bool downgrade,
-		    bool trace)
+static void count_inv(struct dsm *d, bool downgrade, bool trace)
 {
-	DsmInv m = DSM_INV__INIT;
-	uint8_t buf[DSM_MSG_MAX];
-
 	if (downgrade)
 		DSM_INC(d, downgrade_sent);
 	else
@@ -121,23 +170,50 @@ static int send_inv(struct dsm *d, int node, uint64_t page, uint32_t v, bool dow
 		DSM_INC(d, inv_trace_sent);
 	else
 		DSM_INC(d, inv_silent_sent);
-	if (node == d->cfg.node_id) {
-		dsm_agent_revoke(d, page, v, downgrade, trace);
-		return 0;
-	}
+}
+
+static void pack_inv(struct home_msg *hm, uint64_t page, uint32_t v, bool downgrade,
+		     bool trace)
+{
+	DsmInv m = DSM_INV__INIT;
+
 	m.page = page;
 	m.version = v;
 	m.downgrade = downgrade;
 	m.trace = trace;
-	size_t n = dsm_inv__pack(&m, buf);
-	return home_call(d, node, DSM_MSG_TYPE__DSM_MSG_INV, buf, n, page, v);
+	hm->len = dsm_inv__pack(&m, hm->buf);
 }
 
-static int send_grant(struct dsm *d, int node, uint64_t page, uint32_t v, uint32_t state,
-		      int supplier)
+/* Invalidates (or downgrades) page at every node in `nodes` at once. */
+static int send_invs(struct dsm_home_worker *w, uint64_t nodes, uint64_t page, uint32_t v,
+		     bool downgrade, uint64_t subs, uint64_t *failed)
 {
+	struct dsm *d = w->d;
+	struct home_msg msgs[DSM_MAX_NODES];
+	uint64_t remote = 0;
+
+	*failed = 0;
+	for (int n = 0; n < DSM_MAX_NODES; n++) {
+		if (!(nodes >> n & 1))
+			continue;
+		count_inv(d, downgrade, subs >> n & 1);
+		if (n == d->cfg.node_id) {
+			dsm_agent_revoke(d, page, v, downgrade, subs >> n & 1);
+			continue;
+		}
+		pack_inv(&msgs[n], page, v, downgrade, subs >> n & 1);
+		remote |= 1ull << n;
+	}
+	return remote ? home_call(w, remote, DSM_MSG_TYPE__DSM_MSG_INV, msgs, page, v, failed) : 0;
+}
+
+static int send_grant(struct dsm_home_worker *w, int node, uint64_t page, uint32_t v,
+		      uint32_t state, int supplier)
+{
+	struct dsm *d = w->d;
 	DsmGrant m = DSM_GRANT__INIT;
-	uint8_t buf[DSM_MSG_MAX];
+	struct home_msg msgs[DSM_MAX_NODES];
+	uint64_t failed;
 
 	DSM_INC(d, grant_sent);
 	if (node == d->cfg.node_id)
@@ -146,8 +222,8 @@ static int send_grant(struct dsm *d, int node, uint64_t page, uint32_t v, uint32
 	m.version = v;
 	m.state = state;
 	m.supplier = supplier;
-	size_t n = dsm_grant__pack(&m, buf);
-	return home_call(d, node, DSM_MSG_TYPE__DSM_MSG_GRANT, buf, n, page, v);
+	msgs[node].len = dsm_grant__pack(&m, msgs[node].buf);
+	return home_call(w, 1ull << node, DSM_MSG_TYPE__DSM_MSG_GRANT, msgs, page, v, &failed);
 }
 
 /* -ECANCELED is this node's orderly stop (dsm_stop), not a failure. */
@@ -161,21 +237,22 @@ static void txn_failed(uint64_t page, const char *what, int node, int rc)
 			what, node, strerror(-rc));
 }
 
-static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, uint32_t v)
+static void txn_read(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t page, int src,
+		     uint32_t v)
 {
 	int owner = e->owner ? e->owner - 1 : -1;
-	uint64_t subs = atomic_load(&e->subs);
+	uint64_t subs = atomic_load(&e->subs), failed;
 	int rc;
 
 	if (owner >= 0 && e->excl && owner != src) {
-		rc = send_inv(d, owner, page, v, true, subs >> owner & 1);
+		rc = send_invs(w, 1ull << owner, page, v, true, subs, &failed);
 		if (rc) {
 			txn_failed(page, "downgrade at", owner, rc);
 			return;
 		}
 	}
 	e->excl = 0;
-	rc = send_grant(d, src, page, v, DSM_SHARED, owner);
+	rc = send_grant(w, src, page, v, DSM_SHARED, owner);
 	e->version = v;
 	if (rc) {
 		txn_failed(page, "grant to", src, rc);
@@ -186,24 +263,22 @@ static void txn_read(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, u
 		e->owner = (uint8_t)(src + 1);
 }
 
-static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, uint32_t v)
+static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t page, int src,
+		      uint32_t v)
 {
 	int owner = e->owner ? e->owner - 1 : -1;
-	uint64_t subs = atomic_load(&e->subs), bit = 1ull << src;
+	uint64_t subs = atomic_load(&e->subs), bit = 1ull << src, failed = 0;
 	bool has = e->copyset & bit;
 	int rc;
 
-	for (int n = 0; n < DSM_MAX_NODES; n++) {
-		if (!(e->copyset >> n & 1) || n == src)
-			continue;
-		rc = send_inv(d, n, page, v, false, subs >> n & 1);
-		if (rc)
+	rc = send_invs(w, e->copyset & ~bit, page, v, false, subs, &failed);
+	for (int n = 0; rc && n < DSM_MAX_NODES; n++)
+		if (failed >> n & 1)
 			txn_failed(page, "invalidation at", n, rc);
-		e->copyset &= ~(1ull << n);
-	}
+	e->copyset &= bit;
 	e->excl = 0;
 	e->version = v;
-	rc = send_grant(d, src, page, v, DSM_MODIFIED, has ? src : owner);
+	rc = send_grant(w, src, page, v, DSM_MODIFIED, has ? src : owner);
 	if (rc) {
 		/* The old owner's RAM still holds the latest data: keep it as
 		 * supplier so the page is not lost with the requester. */
@@ -218,8 +293,9 @@ static void txn_write(struct dsm *d, struct dsm_dir *e, uint64_t page, int src, 
 	e->excl = 1;
 }
 
-static void home_txn(struct dsm *d, const struct dsm_job *j)
+static void home_txn(struct dsm_home_worker *w, const struct dsm_job *j)
 {
+	struct dsm *d = w->d;
 	struct dsm_dir *e = &d->dir[dsm_dir_slot(d, j->page)];
 	uint64_t bit = 1ull << j->src;
 	int owner = e->owner ? e->owner - 1 : -1;
@@ -233,20 +309,20 @@ static void home_txn(struct dsm *d, const struct dsm_job *j)
 	DSM_INC(d, home_txns);
 	__atomic_store_n(&e->requests, e->requests + 1, __ATOMIC_RELAXED);
 	if (j->want == DSM_W)
-		txn_write(d, e, j->page, j->src, e->version + 1);
+		txn_write(w, e, j->page, j->src, e->version + 1);
 	else
-		txn_read(d, e, j->page, j->src, e->version + 1);
+		txn_read(w, e, j->page, j->src, e->version + 1);
 }
 
 static bool home_has_work(void *arg)
 {
-	struct dsm *d = arg;
-	return dsm_queue_nonempty(&d->homeq) || atomic_load(&d->stopping);
+	struct dsm_home_worker *w = arg;
+	return dsm_queue_nonempty(&w->q) || atomic_load(&w->d->stopping);
 }
 
 void *dsm_home_main(void *arg)
 {
-	struct dsm *d = arg;
+	struct dsm_home_worker *w = arg;
 	struct dsm_job *j;
 
 	util_log_set_thread("dsm-home");
@@ -254,12 +330,12 @@ void *dsm_home_main(void *arg)
 		/* Right after a transaction the next request often follows (a
 		 * ping-pong, a fault burst): poll the CQ for it ourselves, so its
 		 * handler queues it on this thread, before sleeping on the queue. */
-		if (!dsm_queue_nonempty(&d->homeq))
-			dsm_spin_poll(d, &d->spin_req, home_has_work, d);
-		if (!(j = dsm_queue_pop(&d->homeq)))
+		if (!dsm_queue_nonempty(&w->q))
+			dsm_spin_poll(w->d, &w->spin_req, home_has_work, w);
+		if (!(j = dsm_queue_pop(&w->q)))
 			break;
 		if (j->kind == JOB_REQ)
-			home_txn(d, j);
+			home_txn(w, j);
 		free(j);
 	}
 	return NULL;

@@ -13,7 +13,13 @@
 #define DSM_SUBSYS "dsm"
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
 #define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
-#define DSM_SPIN_NS 500000ull /* default: poll the CQ this long before sleeping */
+#define DSM_SPIN_NS 500000ull
+/* Home workers per node (env SPANVM_DSM_HOME_WORKERS, 1..MAX): a Linux
+ * guest has many hot pages per home, and one worker running every
+ * transaction of the node in turn made each fault queue behind the round
+ * trips of the others (3-node boot: ~4 ms mean fault wait). */
+#define DSM_HOME_WORKERS 4
+#define DSM_HOME_WORKERS_MAX 8 /* default: poll the CQ this long before sleeping */
 /* First wait of a home INV/GRANT for its ACK and of a body RMA read; each
  * retry doubles it up to msg_timeout_ns.  Why short: with tcp;ofi_rxm an
  * operation sometimes sits in the provider until the endpoint's next post
@@ -94,6 +100,28 @@ struct dsm_pending {
 	bool lost;
 };
 
+/*
+ * One home worker: runs the transactions of the home pages whose directory
+ * slot maps to it (slot % nhome), one at a time, so each page still has
+ * exactly one transaction in flight (the protocol dsm/model/ checks) while
+ * transactions on different pages overlap.  Its outstanding INVs/GRANT are
+ * acknowledged by plain messages matched by page, version and sender;
+ * ack_mu orders the ACK handler's update with the wait.
+ */
+struct dsm_home_worker {
+	struct dsm *d;
+	pthread_t thr;
+	struct dsm_queue q;
+	struct dsm_spin spin_ack, spin_req;
+	pthread_mutex_t ack_mu;
+	pthread_cond_t ack_cv;
+	uint64_t ack_page;
+	uint32_t ack_version;
+	bool ack_want;
+	_Atomic uint64_t ack_wait; /* nodes whose ACK is still missing (also
+				    * read without ack_mu by tp_poll_wait) */
+};
+
 struct dsm {
 	struct dsm_cfg cfg;
 	int nodes[DSM_MAX_NODES];
@@ -122,25 +150,16 @@ struct dsm {
 	uint64_t claim_page[DSM_CLAIM_MAX];
 	bool claim_used[DSM_CLAIM_MAX];
 
-	/* the home worker's one outstanding INV/GRANT: its acknowledgement is
-	 * a plain message (not a tp reply), matched by page, version and
-	 * sender; ack_mu also orders the handler's write with the wait */
-	pthread_mutex_t ack_mu;
-	pthread_cond_t ack_cv;
-	uint64_t ack_page;
-	uint32_t ack_version;
-	int ack_from;
-	bool ack_want;
-	_Atomic bool ack_got;      /* also read without ack_mu (tp_poll_wait) */
-
 	uint64_t retry_first_ns;   /* first retry wait (DSM_RETRY_FIRST_NS, env) */
 	uint64_t spin_ns;          /* max. tp_poll_wait budget of a waiter (cfg / env) */
-	/* adaptive polling (dsm_spin_*): how long each kind of wait took */
-	struct dsm_spin spin_fault, spin_ack, spin_req;
+	/* adaptive polling (dsm_spin_*) of faulting threads */
+	struct dsm_spin spin_fault;
 	_Atomic unsigned kicks;    /* dsm_wake calls: end a faulting thread's polling */
 
-	struct dsm_queue homeq, agentq;
-	pthread_t home_thr, agent_thr;
+	struct dsm_home_worker home[DSM_HOME_WORKERS_MAX];
+	unsigned nhome;            /* home workers running (DSM_HOME_WORKERS, env) */
+	struct dsm_queue agentq;
+	pthread_t agent_thr;
 	bool started;
 	_Atomic bool stopping;
 
@@ -198,7 +217,10 @@ void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version)
 int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want);
 
 /* dsm_home.c: the home side */
-void *dsm_home_main(void *arg);
+void *dsm_home_main(void *arg); /* arg: struct dsm_home_worker */
+struct dsm_home_worker *dsm_home_worker_of(struct dsm *d, uint64_t page);
+/* ACK handler: page/version from node src acknowledged. */
+void dsm_home_ack(struct dsm *d, int src, uint64_t page, uint32_t version);
 /* Queues a request at this node's home worker (dedupes queued duplicates). */
 void dsm_home_enqueue(struct dsm *d, struct dsm_job *j);
 

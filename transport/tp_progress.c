@@ -289,7 +289,7 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
 			break;
 		}
 		uint64_t now = util_now_ns();
-		if (now >= end || now - prev > TP_PREEMPTED_NS)
+		if (now >= end || now - prev > TP_PREEMPTED_NS || util_cpus_oversubscribed())
 			break;
 		prev = now;
 	}
@@ -356,7 +356,8 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 		prev = now;
 		/* Without a progress thread (tp_start not called yet) nobody
 		 * else would poll: keep polling until the deadline. */
-		if (polling && (now < spin_until || !tp->thread_started)) {
+		if (polling &&
+		    ((now < spin_until && !util_cpus_oversubscribed()) || !tp->thread_started)) {
 			poll_as_caller(tp);
 			continue;
 		}
@@ -457,7 +458,8 @@ static void *progress_main(void *arg)
 		prev = now;
 		if (preempted)
 			last_active = 0;
-		if (atomic_load(&tp->pollers) == 0 && now - last_active < tp->prog_spin_ns) {
+		if (atomic_load(&tp->pollers) == 0 && now - last_active < tp->prog_spin_ns &&
+		    !util_cpus_oversubscribed()) {
 			cpu_relax();
 			continue;
 		}

@@ -1,9 +1,11 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int util_log_level = LOG_LEVEL_WARN;
 static int log_node_id = -1;
@@ -39,7 +41,15 @@ void util_log_set_node(int node_id)
 
 void util_log_set_thread(const char *name)
 {
+	char comm[16];
+
 	snprintf(log_thread, sizeof(log_thread), "%s", name);
+	/* the same name in top -H, perf and gdb (the kernel keeps 15 bytes);
+	 * not the main thread's: that is the process name pidof/pkill see */
+	if (gettid() == getpid())
+		return;
+	snprintf(comm, sizeof(comm), "%s", name);
+	pthread_setname_np(pthread_self(), comm);
 }
 
 void util_log(int level, const char *subsys, const char *fmt, ...)

@@ -46,6 +46,10 @@ void util_log(int level, const char *subsys, const char *fmt, ...)
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 
+/* More runnable threads on this host than CPUs (util/cpus.c): callers then
+ * sleep instead of busy-polling.  Any thread; cheap (cached for 5 ms). */
+bool util_cpus_oversubscribed(void);
+
 /*
  * Fault points.  util_fault_hit(site) returns true when the armed site has
  * been reached for the k-th time; code then takes its error path.  Arming is
