@@ -392,6 +392,50 @@ static void coalescing(void **state)
 	assert_int_equal(t_load(&N[0], g), T);
 }
 
+struct stuck_write {
+	uint64_t gpa, v;
+	_Atomic bool done;
+};
+
+static void *stuck_writer(void *arg)
+{
+	struct stuck_write *w = arg;
+	t_add(&N[1], w->gpa, w->v);
+	atomic_store(&w->done, true);
+	return arg;
+}
+
+/* A home runs transactions on different pages in parallel (one worker per
+ * slot % DSM_HOME_WORKERS): a write whose invalidation cannot reach its
+ * holder (node 0 cut off from node 2) must not hold up another page of the
+ * same home.  With one worker per node the second write waited too. */
+static void stuck_txn_does_not_block_home(void **state)
+{
+	uint64_t a = gpa_of(30, 0), b = gpa_of(31 + 2, 0); /* slots 10 and 11 at node 0 */
+	struct tp_fault cut = {.cut = true}, none = {0};
+	pthread_t ta, tb;
+
+	assert_int_equal(dsm_home_of(N[1].dsm, a), 0);
+	assert_int_equal(dsm_home_of(N[1].dsm, b), 0);
+	uint64_t a0 = t_load(&N[0], a), b0 = t_load(&N[0], b);
+	t_add(&N[2], a, 5); /* node 2 holds a Modified */
+	assert_int_equal(tp_fault_set(N[0].tp, 2, &cut), 0);
+	struct stuck_write wa = {.gpa = a, .v = 1}, wb = {.gpa = b, .v = 7};
+	assert_int_equal(pthread_create(&ta, NULL, stuck_writer, &wa), 0);
+	usleep(50000); /* the home is now resending its INV to node 2 */
+	assert_int_equal(pthread_create(&tb, NULL, stuck_writer, &wb), 0);
+	for (int i = 0; i < 300 && !atomic_load(&wb.done); i++)
+		usleep(10000);
+	bool b_done = atomic_load(&wb.done), a_done = atomic_load(&wa.done);
+	assert_int_equal(tp_fault_set(N[0].tp, 2, &none), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_true(b_done);  /* within 3 s, while a was stuck */
+	assert_false(a_done); /* a really was stuck until the cut healed */
+	assert_int_equal(t_load(&N[0], a), a0 + 6);
+	assert_int_equal(t_load(&N[0], b), b0 + 7);
+}
+
 /* Only nodes in the home's subscriber-node set hear of the event as a
  * trace; the others silently lose their copy. */
 static void trace_subscribers(void **state)
@@ -752,6 +796,7 @@ int main(void)
 		cmocka_unit_test(message_passing),
 		cmocka_unit_test(coalescing),
 		cmocka_unit_test(trace_subscribers),
+		cmocka_unit_test(stuck_txn_does_not_block_home),
 		cmocka_unit_test(under_faults),
 		cmocka_unit_test(bad_messages),
 		cmocka_unit_test(hot_pages),
