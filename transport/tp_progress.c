@@ -466,8 +466,14 @@ static void *progress_main(void *arg)
 		uint64_t to_ms = 100;
 		if (next != UINT64_MAX)
 			to_ms = next > now ? UTIL_MIN((next - now + 999999) / 1000000, 100) : 0;
+		bool was_polled = atomic_load(&tp->pollers) > 0;
 		if (idle_wait(tp, (int)to_ms))
 			last_active = util_now_ns();
+		else if (was_polled)
+			/* Woken because a caller stopped polling: it goes back to
+			 * its own work (a vCPU to guest code) and a spin here would
+			 * take its CPU (wake-up preemption); watch the CQ asleep. */
+			last_active = 0;
 		prev = util_now_ns();
 	}
 	return NULL;
