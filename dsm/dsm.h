@@ -230,10 +230,11 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
  */
 int dsm_audit_write(struct dsm *d, FILE *f);
 int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
-/* 1 and *gpa when one of this home's transactions in flight waits for a node in
- * `failed` (the page may be lost: the directory lags until it ends), else
- * 0; -EINVAL. */
-int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa);
+/* The pages of this home's transactions in flight that wait for a node in
+ * `failed` (they may be lost: the directory lags until they end), at most
+ * one per home worker: the first max in gpas, all counted in *n.
+ * 0 or -EINVAL. */
+int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
 /* Waits until nothing is in flight here (as busy= in the dump) for 50 ms
  * in a row, up to timeout_ms: call on every node after the users went idle
  * and before any node stops its DSM, so the dumps are one final state.

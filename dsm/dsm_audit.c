@@ -133,22 +133,24 @@ int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, s
 	return 0;
 }
 
-int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpa)
+int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n)
 {
-	int rc = 0;
+	size_t cnt = 0;
 
-	if (!d || !gpa)
+	if (!d || !n || (max && !gpas))
 		return -EINVAL;
-	for (unsigned i = 0; i < d->nhome && !rc; i++) {
+	for (unsigned i = 0; i < d->nhome; i++) {
 		struct dsm_home_worker *w = &d->home[i];
 		pthread_mutex_lock(&w->ack_mu);
 		if (w->ack_want && (atomic_load(&w->ack_wait) & failed)) {
-			*gpa = d->cfg.ram_base + (w->ack_page << DSM_PAGE_SHIFT);
-			rc = 1;
+			if (cnt < max)
+				gpas[cnt] = d->cfg.ram_base + (w->ack_page << DSM_PAGE_SHIFT);
+			cnt++;
 		}
 		pthread_mutex_unlock(&w->ack_mu);
 	}
-	return rc;
+	*n = cnt;
+	return 0;
 }
 
 int dsm_audit_settle(struct dsm *d, unsigned timeout_ms)

@@ -218,16 +218,16 @@ static int send_guest_exit(struct agent *a)
  * transaction on them needs a failed node's answer.
  */
 #define LOST_MAX 4096 /* keeps the StopAck well under the 64 KiB frame cap */
+#define UNCERTAIN_MAX 16 /* at most one per home worker */
 
 static void lost_pages(struct dsm *d, uint64_t failed, CtlStopAck *ack)
 {
-	size_t n = 0;
-	uint64_t gpa;
+	size_t n = 0, un = 0;
 
 	if (!d)
 		return;
 	ack->lost_pages = calloc(LOST_MAX, sizeof(uint64_t));
-	ack->uncertain_pages = calloc(1, sizeof(uint64_t));
+	ack->uncertain_pages = calloc(UNCERTAIN_MAX, sizeof(uint64_t));
 	if (!ack->lost_pages || !ack->uncertain_pages ||
 	    dsm_audit_lost(d, failed, ack->lost_pages, LOST_MAX, &n)) {
 		LOG_ERR("node", "cannot list the pages lost with the failed nodes");
@@ -235,13 +235,13 @@ static void lost_pages(struct dsm *d, uint64_t failed, CtlStopAck *ack)
 	}
 	ack->lost_total = n;
 	ack->n_lost_pages = n < LOST_MAX ? n : LOST_MAX;
-	if (dsm_audit_inflight(d, failed, &gpa) == 1) {
-		ack->uncertain_pages[0] = gpa;
-		ack->n_uncertain_pages = 1;
-	}
-	if (n || ack->n_uncertain_pages)
-		LOG_ERR("node", "%zu guest pages homed here had their only copy on a failed node%s",
-			n, ack->n_uncertain_pages ? " (one more in flight with it)" : "");
+	if (dsm_audit_inflight(d, failed, ack->uncertain_pages, UNCERTAIN_MAX, &un) == 0)
+		ack->n_uncertain_pages = un < UNCERTAIN_MAX ? un : UNCERTAIN_MAX;
+	if (n || un)
+		LOG_ERR("node",
+			"%zu guest pages homed here had their only copy on a failed node"
+			" (%zu more in flight with it)",
+			n, un);
 }
 
 /* One coordinator message.  1 = orderly stop, 0 = go on, <0 = failure. */

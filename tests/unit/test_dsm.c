@@ -427,11 +427,21 @@ static void stuck_txn_does_not_block_home(void **state)
 	for (int i = 0; i < 300 && !atomic_load(&wb.done); i++)
 		usleep(10000);
 	bool b_done = atomic_load(&wb.done), a_done = atomic_load(&wa.done);
+	/* the audit names the transaction waiting for node 2, only that one */
+	uint64_t inflight[4] = {0};
+	size_t ni = 9, nn = 9;
+	int rc_i = dsm_audit_inflight(N[0].dsm, 1ull << 2, inflight, 4, &ni);
+	int rc_n = dsm_audit_inflight(N[0].dsm, 1ull << 1, NULL, 0, &nn);
 	assert_int_equal(tp_fault_set(N[0].tp, 2, &none), 0);
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	assert_true(b_done);  /* within 3 s, while a was stuck */
 	assert_false(a_done); /* a really was stuck until the cut healed */
+	assert_int_equal(rc_i, 0);
+	assert_int_equal(ni, 1);
+	assert_int_equal(inflight[0], a & ~(uint64_t)(DSM_PAGE_SIZE - 1));
+	assert_int_equal(rc_n, 0);
+	assert_int_equal(nn, 0);
 	assert_int_equal(t_load(&N[0], a), a0 + 6);
 	assert_int_equal(t_load(&N[0], b), b0 + 7);
 }

@@ -209,7 +209,9 @@ static void lost_pages(void **state)
 	/* node 2 failed: page 4 (home 1) is lost; with max 0 only counted */
 	assert_int_equal(dsm_audit_lost(N[1].dsm, 1ull << 2, NULL, 0, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(dsm_audit_inflight(N[1].dsm, 7, &g), 0); /* nothing in flight */
+	assert_int_equal(dsm_audit_inflight(N[1].dsm, 7, &g, 1, &n), 0);
+	assert_int_equal(n, 0); /* nothing in flight */
+	assert_int_equal(dsm_audit_inflight(N[1].dsm, 7, NULL, 1, &n), -EINVAL);
 	assert_int_equal(dsm_audit_lost(NULL, 1, pages, 8, &n), -EINVAL);
 	assert_int_equal(dsm_audit_write(NULL, stdout), -EINVAL);
 }
