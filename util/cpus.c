@@ -4,7 +4,7 @@
  * an ACK) pays only while every runnable thread has a CPU: on a 2-core box
  * with three local nodes, polling threads kept the threads they waited for
  * off the CPUs, and a 3-node Linux boot took 34-640 s with polling against
- * 10-20 s without (docs/transport.md "Polling").  The kernel's count of
+ * 10-20 s without (docs/architecture.md "Polling").  The kernel's count of
  * runnable tasks (4th field of /proc/loadavg) answers for the whole host,
  * other processes included; it is read at most every UTIL_CPUS_CHECK_NS,
  * and the answer is cached in process-wide atomics (documented global
