@@ -757,6 +757,9 @@ static void hot_pages(void **state)
 		assert_int_equal(dsm_write(N[1 + i % 2].dsm, hot, &v, sizeof(v)), 0);
 	}
 	assert_int_equal(dsm_read(N[1].dsm, warm, &v, sizeof(v)), 0);
+	/* the requester returns once it installed the page; the home counts
+	 * the move when the ACK arrives, a moment later */
+	assert_int_equal(dsm_audit_settle(N[0].dsm, 5000), 0);
 	assert_int_equal(dsm_hot_pages(N[0].dsm, NPAGES, top, &cnt), 0);
 	assert_true(cnt >= 2);
 	int ih = -1, iw = -1;
