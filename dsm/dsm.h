@@ -20,9 +20,11 @@
  *   (and whenever dsm_wake is called): that is where a vCPU serves the
  *   invalidations posted to it, so a vCPU blocked on page A never holds up
  *   the revocation of page B (no distributed deadlock).
- * - The home worker thread serialises the directory transactions of the
- *   pages this node is home of: it invalidates/downgrades copies and grants,
- *   waiting with tp_request for each acknowledgement.
+ * - The home worker threads (4 per node; a page always on the same one)
+ *   serialise the directory transactions of the pages this node is home of,
+ *   per page: a worker invalidates/downgrades copies (all INVs of a write at
+ *   once) and grants, waiting for each acknowledgement (ACK messages
+ *   matched per worker by page, version and sender).
  * - The agent worker thread executes what the homes ask of this node:
  *   revocations (through ops->revoke, which waits for local vCPUs), grant
  *   installation (pulling the body with tp_rma_read from the supplier) and
@@ -32,9 +34,10 @@
  *   count and queue; they never block.
  *
  * Locking: d->lock guards the pending-fault table and the fault condvar;
- * each worker queue has its own mutex; the home directory is touched only
- * by the home worker (plus the atomic subscriber bitmap).  Page state and
- * version bytes are written by the agent worker (or the home worker for
+ * each worker queue has its own mutex; a page's directory entry is touched
+ * only by its home worker (plus the atomic subscriber bitmap and the relaxed
+ * hot-page counters).  Page state and
+ * version bytes are written by the agent worker (or a home worker for
  * local grants) under d->lock and read lock-free by vCPUs.  No DSM lock is
  * held while an ops callback runs or while waiting on the network.
  *
@@ -107,7 +110,8 @@ struct dsm_cfg {
 int dsm_policy_parse(const char *s, enum dsm_home_policy *out);
 
 int dsm_create(const struct dsm_cfg *cfg, struct dsm **out);
-/* Installs the message handlers and starts the two worker threads. */
+/* Installs the message handlers and starts the worker threads (home
+ * workers and the agent). */
 int dsm_start(struct dsm *d);
 /* Stops the workers and fails waiting faults with -ECANCELED; removes the
  * handlers.  Call before tp_destroy. */
