@@ -86,9 +86,12 @@ if(TARGET spanvm AND TARGET spanvm-node AND EXISTS ${CMAKE_SOURCE_DIR}/node/node
       ${guest_dir}/dsm_falseshare.elf 0 1 2)
     add_test(NAME launch3.dsm_falseshare.faults COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
       ${guest_dir}/dsm_falseshare.elf 0 1 2 ${mn_faults})
+    # bench/dsm's low-sharing guest: private pages pulled by hart 0 at the end
+    add_test(NAME launch3.dsm_lowshare COMMAND sh ${mn_sh} ${SPANVM_BIN_DIR}
+      ${guest_dir}/dsm_lowshare.elf 0 "" 1)
     set_tests_properties(launch3.mp_amo launch3.mp_lrsc launch3.mp_msg launch3.mp_smc
       launch3.mp_pt launch3.mp_amo.faults launch3.mp_lrsc.faults launch3.mp_pt.faults
-      launch3.dsm_sb launch3.dsm_falseshare launch3.dsm_falseshare.faults
+      launch3.dsm_sb launch3.dsm_falseshare launch3.dsm_falseshare.faults launch3.dsm_lowshare
       PROPERTIES LABELS "integration;guest" TIMEOUT 600 SKIP_RETURN_CODE 77)
   endif()
 endif()
