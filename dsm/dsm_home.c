@@ -64,21 +64,7 @@ void dsm_home_ack(struct dsm *d, int src, uint64_t page, uint32_t version)
 	pthread_mutex_unlock(&w->ack_mu);
 }
 
-/*
- * Sends one INV/GRANT per node in `to` (msgs[node]) and waits until every
- * one is acknowledged, resending to the silent ones for as long as it
- * takes (a partition stalls, never corrupts).  The INVs of one write go
- * out together: their round trips overlap instead of adding up.
- * The first resend comes after DSM_RETRY_FIRST_NS, then the wait doubles up
- * to msg_timeout_ns: a resend is harmless (versions make it a duplicate)
- * and it is also what gets a message stuck in the provider moving.
- * Why not tp_request: a caller blocked in tp_request makes this node's
- * progress thread hand CQ polling to it, and RMA reads that peers make
- * from our RAM meanwhile (the requester pulling the body from us) were
- * served late; waiting on our own condvar keeps the progress thread on it.
- * Returns 0, or the first send error (that node is then not waited for:
- * unknown or removed peer) with *failed set to its bit.
- */
+/* One packed INV/GRANT, per destination node. */
 struct home_msg {
 	uint8_t buf[DSM_MSG_MAX];
 	size_t len;
@@ -109,6 +95,21 @@ static int send_all(struct dsm *d, struct dsm_home_worker *w, uint64_t to, uint3
 	return rc;
 }
 
+/*
+ * Sends one INV/GRANT per node in `to` (msgs[node]) and waits until every
+ * one is acknowledged, resending to the silent ones for as long as it
+ * takes (a partition stalls, never corrupts).  The INVs of one write go
+ * out together: their round trips overlap instead of adding up.
+ * The first resend comes after DSM_RETRY_FIRST_NS, then the wait doubles up
+ * to msg_timeout_ns: a resend is harmless (versions make it a duplicate)
+ * and it is also what gets a message stuck in the provider moving.
+ * Why not tp_request: a caller blocked in tp_request makes this node's
+ * progress thread hand CQ polling to it, and RMA reads that peers make
+ * from our RAM meanwhile (the requester pulling the body from us) were
+ * served late; waiting on our own condvar keeps the progress thread on it.
+ * Returns 0, or the first send error (that node is then not waited for:
+ * unknown or removed peer) with *failed set to its bit.
+ */
 static int home_call(struct dsm_home_worker *w, uint64_t to, uint32_t type,
 		     const struct home_msg *msgs, uint64_t page, uint32_t version,
 		     uint64_t *failed)
