@@ -30,6 +30,11 @@
 
 #include "util/util.h"
 
+/* The progress thread's nap while callers poll the CQ: a poller that got
+ * its answer leaves without waking it, so this bounds how long the CQ may
+ * go unwatched after that. */
+#define TP_NAP_NS 100000ull
+
 static __thread struct tp *tls_handler_tp; /* set while a handler runs */
 static __thread struct tp *tls_prog_holder; /* set while this thread holds prog_lock */
 static __thread struct tp *tls_poll_any; /* set while this thread is in tp_poll_wait */
@@ -294,11 +299,13 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
 		prev = now;
 	}
 	tls_poll_any = NULL;
-	/* Unlike tp_wait_flag, wake the progress thread even when done: the
-	 * caller goes back to other work (a vCPU to guest code), not to its
-	 * next request, and a message arriving during the progress thread's
-	 * 1 ms nap would wait for it. */
-	if (atomic_fetch_sub(&tp->pollers, 1) == 1)
+	/* The last poller leaving hands the CQ back to the progress thread.
+	 * Answered: no wake-up (a write(2) and a thread competing for the
+	 * CPU exactly when the caller has its answer to act on); the progress
+	 * thread's nap while pollers are active is short (TP_NAP_NS) and it
+	 * looks at pollers again then.  Not answered: the caller goes to
+	 * sleep, so wake it now. */
+	if (atomic_fetch_sub(&tp->pollers, 1) == 1 && rc != 0)
 		tp_wake_progress(tp);
 	return rc;
 }
@@ -372,7 +379,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 	/* No wake-up on the way out: the waiter usually posts its next request
 	 * at once, and a progress thread woken for each one would make three
 	 * threads fight over two cores (measured: +30-50% mean round trip).
-	 * It looks again within 1 ms (idle_wait); messages a caller read while
+	 * It looks again within TP_NAP_NS (idle_wait); messages a caller read while
 	 * polling were already handed over with a wake-up. */
 	if (polling)
 		atomic_fetch_sub(&tp->pollers, 1);
@@ -397,10 +404,11 @@ static bool idle_wait(struct tp *tp, int timeout_ms)
 
 	if (atomic_load(&tp->pollers) > 0) {
 		/* A caller polls the CQ.  It writes the eventfd when it hands over
-		 * a message or goes to sleep; when it simply returns, the 1 ms
-		 * timeout puts this thread back on the CQ. */
+		 * a message or goes to sleep; when it simply returns, the nap's
+		 * end (TP_NAP_NS) puts this thread back on the CQ. */
 		struct pollfd p = {.fd = tp->evfd, .events = POLLIN};
-		poll(&p, 1, UTIL_MIN(timeout_ms, 1));
+		struct timespec nap = {0, (long)UTIL_MIN((uint64_t)timeout_ms * 1000000ull, TP_NAP_NS)};
+		ppoll(&p, 1, &nap, NULL);
 	} else if (tp->cq_fd >= 0) {
 		struct fid *f = &tp->cq->fid;
 		if (fi_trywait(tp->fabric, &f, 1) == FI_SUCCESS) {
