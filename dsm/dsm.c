@@ -508,10 +508,19 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 		if (send) {
 			struct fault_poll fp = {d, e, page, access, atomic_load(&d->kicks)};
 			pthread_mutex_unlock(&d->lock);
-			dsm_agent_send_req(d, page, want);
 			/* Read the answer ourselves: the GRANT handler runs on this
-			 * thread (no progress-thread and condvar hop) */
-			dsm_spin_poll(d, &d->spin_fault, fault_answered, &fp);
+			 * thread (no progress-thread and condvar hop).  Hold the CQ
+			 * from before the send: on loopback the GRANT can arrive
+			 * while tp_send is still in the kernel. */
+			uint64_t budget = dsm_spin_budget(&d->spin_fault);
+			if (budget)
+				tp_poll_hold(d->cfg.tp);
+			dsm_agent_send_req(d, page, want);
+			if (budget) {
+				bool ok = tp_poll_wait(d->cfg.tp, fault_answered, &fp, budget) == 0;
+				dsm_spin_note(d, &d->spin_fault, budget, ok);
+				tp_poll_release(d->cfg.tp, ok);
+			}
 			pthread_mutex_lock(&d->lock);
 			send = false;
 		}

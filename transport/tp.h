@@ -201,6 +201,18 @@ int tp_rma_write(struct tp *tp, int peer, uint64_t remote_off, const void *local
 int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns);
 
 /*
+ * For a caller about to send a request and then tp_poll_wait for its
+ * answer: tp_poll_hold before the send keeps the progress thread off the
+ * CQ already during the send (on loopback the answer can arrive before
+ * tp_send returns, and the progress thread would read it and hand it over
+ * instead of the caller reading it itself); tp_poll_release after the
+ * wait gives the CQ back (answered: without waking the progress thread,
+ * as tp_poll_wait does).  Any thread; calls must pair.
+ */
+void tp_poll_hold(struct tp *tp);
+void tp_poll_release(struct tp *tp, bool answered);
+
+/*
  * Called by a handler that handed work to another thread (queued a job,
  * woke a waiter): the progress thread then does not spin after this pass
  * but sleeps, so on an oversubscribed machine the woken thread gets the

@@ -310,6 +310,17 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
 	return rc;
 }
 
+void tp_poll_hold(struct tp *tp)
+{
+	atomic_fetch_add(&tp->pollers, 1);
+}
+
+void tp_poll_release(struct tp *tp, bool answered)
+{
+	if (atomic_fetch_sub(&tp->pollers, 1) == 1 && !answered)
+		tp_wake_progress(tp);
+}
+
 static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 {
 	pthread_mutex_lock(&tp->wait_lock);
