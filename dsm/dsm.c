@@ -468,11 +468,27 @@ void dsm_spin_note(const struct dsm *d, struct dsm_spin *s, uint64_t budget, boo
 	atomic_store_explicit(&s->budget_ns, b, memory_order_relaxed);
 }
 
-void dsm_spin_poll(struct dsm *d, struct dsm_spin *s, bool (*done)(void *), void *arg)
+uint64_t dsm_spin_begin(struct dsm *d, struct dsm_spin *s)
 {
 	uint64_t budget = dsm_spin_budget(s);
 	if (budget)
-		dsm_spin_note(d, s, budget, tp_poll_wait(d->cfg.tp, done, arg, budget) == 0);
+		tp_poll_hold(d->cfg.tp);
+	return budget;
+}
+
+void dsm_spin_end(struct dsm *d, struct dsm_spin *s, uint64_t budget, bool (*done)(void *),
+		  void *arg)
+{
+	if (!budget)
+		return;
+	bool answered = tp_poll_wait(d->cfg.tp, done, arg, budget) == 0;
+	dsm_spin_note(d, s, budget, answered);
+	tp_poll_release(d->cfg.tp, answered);
+}
+
+void dsm_spin_poll(struct dsm *d, struct dsm_spin *s, bool (*done)(void *), void *arg)
+{
+	dsm_spin_end(d, s, dsm_spin_begin(d, s), done, arg);
 }
 
 struct fault_poll {
@@ -512,15 +528,9 @@ int dsm_fault(struct dsm *d, uint64_t gpa, unsigned access, const struct dsm_wai
 			 * thread (no progress-thread and condvar hop).  Hold the CQ
 			 * from before the send: on loopback the GRANT can arrive
 			 * while tp_send is still in the kernel. */
-			uint64_t budget = dsm_spin_budget(&d->spin_fault);
-			if (budget)
-				tp_poll_hold(d->cfg.tp);
+			uint64_t budget = dsm_spin_begin(d, &d->spin_fault);
 			dsm_agent_send_req(d, page, want);
-			if (budget) {
-				bool ok = tp_poll_wait(d->cfg.tp, fault_answered, &fp, budget) == 0;
-				dsm_spin_note(d, &d->spin_fault, budget, ok);
-				tp_poll_release(d->cfg.tp, ok);
-			}
+			dsm_spin_end(d, &d->spin_fault, budget, fault_answered, &fp);
 			pthread_mutex_lock(&d->lock);
 			send = false;
 		}

@@ -13,13 +13,13 @@
 #define DSM_SUBSYS "dsm"
 #define DSM_PENDING_MAX 256 /* distinct pages with an outstanding local fault */
 #define DSM_CLAIM_MAX 64    /* grant installs in flight on this node (agent + vCPUs) */
-#define DSM_SPIN_NS 500000ull
+#define DSM_SPIN_NS 500000ull /* default: poll the CQ this long before sleeping */
 /* Home workers per node (env SPANVM_DSM_HOME_WORKERS, 1..MAX): a Linux
  * guest has many hot pages per home, and one worker running every
  * transaction of the node in turn made each fault queue behind the round
  * trips of the others (3-node boot: ~4 ms mean fault wait). */
 #define DSM_HOME_WORKERS 4
-#define DSM_HOME_WORKERS_MAX 8 /* default: poll the CQ this long before sleeping */
+#define DSM_HOME_WORKERS_MAX 8
 /* First wait of a home INV/GRANT for its ACK and of a body RMA read; each
  * retry doubles it up to msg_timeout_ns.  Why short: with tcp;ofi_rxm an
  * operation sometimes sits in the provider until the endpoint's next post
@@ -177,6 +177,11 @@ uint64_t dsm_spin_budget(struct dsm_spin *s);
 void dsm_spin_note(const struct dsm *d, struct dsm_spin *s, uint64_t budget, bool answered);
 /* Polls for done(arg) with s's budget and learns from the outcome. */
 void dsm_spin_poll(struct dsm *d, struct dsm_spin *s, bool (*done)(void *), void *arg);
+/* The same in two halves, for a caller that sends its request in between:
+ * begin holds the CQ (tp_poll_hold) from before the send; 0 = no polling. */
+uint64_t dsm_spin_begin(struct dsm *d, struct dsm_spin *s);
+void dsm_spin_end(struct dsm *d, struct dsm_spin *s, uint64_t budget, bool (*done)(void *),
+		  void *arg);
 int dsm_home_node(const struct dsm *d, uint64_t page);
 uint64_t dsm_dir_slot(const struct dsm *d, uint64_t page);
 bool dsm_is_member(const struct dsm *d, int node);

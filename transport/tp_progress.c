@@ -268,6 +268,17 @@ void tp_handed_off(struct tp *tp)
 		atomic_store(&tp->handed_off, true);
 }
 
+void tp_poll_hold(struct tp *tp)
+{
+	atomic_fetch_add(&tp->pollers, 1);
+}
+
+void tp_poll_release(struct tp *tp, bool answered)
+{
+	if (atomic_fetch_sub(&tp->pollers, 1) == 1 && !answered)
+		tp_wake_progress(tp);
+}
+
 int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t budget_ns)
 {
 	if (!tp || !done)
@@ -281,7 +292,7 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
 	uint64_t prev = util_now_ns(), end = prev + budget_ns;
 	int rc = -EAGAIN;
 
-	atomic_fetch_add(&tp->pollers, 1);
+	tp_poll_hold(tp);
 	tls_poll_any = tp;
 	for (;;) {
 		poll_as_caller(tp);
@@ -305,20 +316,8 @@ int tp_poll_wait(struct tp *tp, bool (*done)(void *arg), void *arg, uint64_t bud
 	 * thread's nap while pollers are active is short (TP_NAP_NS) and it
 	 * looks at pollers again then.  Not answered: the caller goes to
 	 * sleep, so wake it now. */
-	if (atomic_fetch_sub(&tp->pollers, 1) == 1 && rc != 0)
-		tp_wake_progress(tp);
+	tp_poll_release(tp, rc == 0);
 	return rc;
-}
-
-void tp_poll_hold(struct tp *tp)
-{
-	atomic_fetch_add(&tp->pollers, 1);
-}
-
-void tp_poll_release(struct tp *tp, bool answered)
-{
-	if (atomic_fetch_sub(&tp->pollers, 1) == 1 && !answered)
-		tp_wake_progress(tp);
 }
 
 static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)

@@ -44,12 +44,7 @@ static void work(unsigned h)
 
 int secondary_main(unsigned h)
 {
-	if (h < NHARTS) {
-		mp_arrive();
-		work(h);
-	}
-	for (;;)
-		asm volatile("wfi");
+	mp_secondary_work(h, work);
 }
 
 int main(void)

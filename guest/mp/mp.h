@@ -26,6 +26,26 @@ static inline void mp_arrive(void)
 	}
 }
 
+/* A hart with nothing (more) to do. */
+static inline __attribute__((noreturn)) void mp_park(void)
+{
+	for (;;)
+		asm volatile("wfi");
+}
+
+/* secondary_main of a guest where every hart runs work(h) once (hart 0 from
+ * main): harts beyond NHARTS park at once, the others meet at the start
+ * barrier, work, then park. */
+static inline __attribute__((noreturn)) void mp_secondary_work(unsigned h,
+								void (*work)(unsigned))
+{
+	if (h < NHARTS) {
+		mp_arrive();
+		work(h);
+	}
+	mp_park();
+}
+
 /* wait until *p == v (or fail after MP_WAIT_TICKS) */
 static inline void mp_wait_eq(volatile u64 *p, u64 v, const char *what)
 {
