@@ -6,7 +6,9 @@
  * order (the first node listed, which hosts the console and devices by
  * convention, goes last), each given one lease to acknowledge.  One at a
  * time keeps the order observable and lets a later VM layer drain a node's
- * pages to the ones still up.
+ * pages to the ones still up.  Before it, every node halts its harts
+ * (CtlHalt, all at once, at most one lease): a hart still running on a
+ * node not yet stopped would fault on pages homed at one already gone.
  */
 #include "coordinator/coord_int.h"
 
@@ -178,7 +180,69 @@ static void send_stop_replies(struct coord *c)
 		}
 }
 
-/* Stops the next live node (reverse config order); STOPPED when none is left. */
+/* The stop's first phase: every live node halts its harts, so none of
+ * them faults on a page homed at a node the second phase already stopped. */
+static void begin_halt(struct coord *c)
+{
+	CtlHalt h = CTL_HALT__INIT;
+	CtlMsg m = CTL_MSG__INIT;
+
+	h.reason = c->stop_reason;
+	m.body_case = CTL_MSG__BODY_HALT;
+	m.halt = &h;
+	for (uint32_t i = 0; i < c->nnodes; i++) {
+		struct cnode *n = &c->nodes[i];
+		if (n->conn < 0 || !node_live(n))
+			continue;
+		n->halt_sent = true;
+		c->halting = true;
+		coord_send(c, n->conn, &m);
+	}
+	c->halt_ns = c->now_ns;
+}
+
+static bool halt_done(const struct coord *c)
+{
+	for (uint32_t i = 0; i < c->nnodes; i++) {
+		const struct cnode *n = &c->nodes[i];
+		if (n->conn >= 0 && node_live(n) && n->halt_sent && !n->halted)
+			return false;
+	}
+	return true;
+}
+
+/* Past a lease without every HaltAck: go on with the ordered stop (its
+ * settle and the DSM stop end what still runs). */
+static void check_halt_timeout(struct coord *c, uint64_t now_ns)
+{
+	char ids[120] = "";
+	size_t off = 0;
+
+	if (c->phase != PH_STOPPING || !c->halting ||
+	    now_ns - c->halt_ns <= (uint64_t)c->cfg->lease_ms * 1000000)
+		return;
+	for (uint32_t i = 0; i < c->nnodes && off < sizeof(ids); i++) {
+		struct cnode *n = &c->nodes[i];
+		if (n->conn >= 0 && node_live(n) && n->halt_sent && !n->halted)
+			off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%u", off ? "," : "",
+						n->cfgn->id);
+	}
+	LOG_WARN("coord", "node(s) %s did not halt within %u ms; stopping anyway", ids,
+		 c->cfg->lease_ms);
+	c->halting = false;
+	advance_stop(c);
+}
+
+static void on_halt_ack(struct coord *c, struct cnode *n, const CtlHaltAck *a)
+{
+	n->halted = true;
+	if (a->harts_left)
+		LOG_WARN("coord", "node %u: %u hart(s) did not halt", n->cfgn->id, a->harts_left);
+	advance_stop(c);
+}
+
+/* Stops the next live node (reverse config order) once every node halted;
+ * STOPPED when none is left. */
 static void advance_stop(struct coord *c)
 {
 	CtlStop st = CTL_STOP__INIT;
@@ -186,6 +250,9 @@ static void advance_stop(struct coord *c)
 
 	if (c->phase != PH_STOPPING)
 		return;
+	if (c->halting && !halt_done(c))
+		return;
+	c->halting = false;
 	for (uint32_t i = c->nnodes; i-- > 0;) {
 		struct cnode *n = &c->nodes[i];
 		if (!node_live(n))
@@ -218,6 +285,7 @@ void coord_begin_stop(struct coord *c, const char *reason, int exit_code)
 	snprintf(c->stop_reason, sizeof(c->stop_reason), "%s", reason);
 	LOG_INFO("coord", "orderly stop: %s", reason);
 	set_phase(c, PH_STOPPING);
+	begin_halt(c);
 	advance_stop(c);
 }
 
@@ -353,6 +421,9 @@ void coord_node_msg(struct coord *c, int conn, const CtlMsg *m, uint64_t now_ns)
 	case CTL_MSG__BODY_GUEST_EXIT:
 		n->last_hb_ns = now_ns;
 		return on_guest_exit(c, n, m->guest_exit->code);
+	case CTL_MSG__BODY_HALT_ACK:
+		n->last_hb_ns = now_ns;
+		return on_halt_ack(c, n, m->halt_ack);
 	case CTL_MSG__BODY_STOP_ACK:
 		note_lost_pages(c, n, m->stop_ack);
 		n->conn = -1;
@@ -603,6 +674,7 @@ void coord_tick(struct coord *c, uint64_t now_ns, uint64_t *next_ns)
 				     COORD_HANDSHAKE_MS);
 	check_leases(c, now_ns);
 	check_phase_timeout(c, now_ns);
+	check_halt_timeout(c, now_ns);
 	if (next_ns)
 		*next_ns = now_ns + UTIL_MIN(50ull, c->cfg->heartbeat_ms / 2) * 1000000;
 }

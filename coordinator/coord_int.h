@@ -62,6 +62,7 @@ struct cnode {
 	uint32_t peers_checked;
 	char reason[200];
 	uint64_t stop_sent_ns; /* 0: not asked to stop yet */
+	bool halt_sent, halted; /* the stop's first phase (CtlHalt / CtlHaltAck) */
 	/* partition rules (coord_cluster.c check_leases): seen_ns[j] = when
 	 * node index j last reached this node over the data plane (from j's
 	 * heartbeat reports); about_ns[j] = when j last reported on this node
@@ -91,6 +92,8 @@ struct coord {
 	uint64_t now_ns; /* time of the event being handled */
 	int exit_code;
 	char stop_reason[200];
+	bool halting;     /* the stop's first phase: waiting for HaltAcks */
+	uint64_t halt_ns; /* when the Halts went out */
 	bool guest_exited; /* a node reported the guest's exit (CtlGuestExit) */
 	int32_t guest_exit;
 	/* after a failure: what the survivors' StopAcks reported (status) */

@@ -298,6 +298,17 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 		a->epoch = m->node_failed->epoch;
 		tp_epoch_set(a->tp, a->epoch);
 		return 0;
+	case CTL_MSG__BODY_HALT: { /* the stop's first phase: harts only */
+		CtlHaltAck ha = CTL_HALT_ACK__INIT;
+		LOG_INFO("node", "halting the harts: %s", m->halt->reason);
+		ha.harts_left = node_vm_halt(a->vm, a->lease_ms / 2);
+		if (ha.harts_left)
+			LOG_WARN("node", "%u hart(s) did not halt within %u ms", ha.harts_left,
+				 a->lease_ms / 2);
+		r.body_case = CTL_MSG__BODY_HALT_ACK;
+		r.halt_ack = &ha;
+		return node_ctl_send(a->ctl, &r) < 0 ? -EIO : 0;
+	}
 	case CTL_MSG__BODY_STOP:
 		LOG_INFO("node", "stop: %s", m->stop->reason);
 		if (a->failed)

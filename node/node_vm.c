@@ -310,6 +310,16 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 	return 0;
 }
 
+unsigned node_vm_halt(struct node_vm *vm, unsigned wait_ms)
+{
+	if (!vm)
+		return 0;
+	pthread_mutex_lock(&vm->mu);
+	vm->stopping = true; /* the boot thread starts no harts from now on */
+	pthread_mutex_unlock(&vm->mu);
+	return vmd_halt(vm->vmd, util_now_ns() + (uint64_t)wait_ms * 1000000);
+}
+
 void node_vm_stop(struct node_vm *vm)
 {
 	char dir[512], path[600];

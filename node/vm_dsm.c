@@ -356,28 +356,47 @@ int vmd_start(struct vmd *v)
 	return 0;
 }
 
-void vmd_stop(struct vmd *v)
+unsigned vmd_halt(struct vmd *v, uint64_t deadline_ns)
 {
+	unsigned left = 0;
+
 	if (!v)
-		return;
+		return 0;
 	vml_stop(v->cfg.machine); /* before the stop requests: parked harts leave too */
 	for (unsigned i = 0; i < v->nharts; i++)
 		if (v->harts[i].cpu)
 			cpu_request_stop(v->harts[i].cpu);
 	dsm_wake(v->dsm);
-	/* A hart blocked in page_get for a page nobody grants any more (peers
-	 * stopping) leaves when the DSM stops: dsm_fault returns -ECANCELED. */
 	for (unsigned i = 0; i < v->nharts; i++) {
 		if (!v->harts[i].started)
 			continue;
 		struct timespec ts;
+		uint64_t now = util_now_ns(), wait = deadline_ns > now ? deadline_ns - now : 0;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (pthread_timedjoin_np(v->harts[i].thr, NULL, &ts)) {
-			dsm_stop(v->dsm);
-			pthread_join(v->harts[i].thr, NULL);
-		}
-		v->harts[i].started = false;
+		uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		if (pthread_timedjoin_np(v->harts[i].thr, NULL, &ts) == 0)
+			v->harts[i].started = false;
+		else
+			left++;
+	}
+	return left;
+}
+
+void vmd_stop(struct vmd *v)
+{
+	if (!v)
+		return;
+	/* A hart blocked in page_get for a page nobody grants any more (peers
+	 * stopping) leaves when the DSM stops: dsm_fault returns -ECANCELED. */
+	if (vmd_halt(v, util_now_ns() + 2000000000ull)) {
+		dsm_stop(v->dsm);
+		for (unsigned i = 0; i < v->nharts; i++)
+			if (v->harts[i].started) {
+				pthread_join(v->harts[i].thr, NULL);
+				v->harts[i].started = false;
+			}
 	}
 	dsm_stop(v->dsm);
 }

@@ -67,6 +67,10 @@ int vmd_load_elf(struct vmd *v, const uint8_t *img, size_t len, bool write_ram, 
 		 size_t errlen);
 /* One thread per local hart. */
 int vmd_start(struct vmd *v);
+/* The stop's first phase (CtlHalt): stops the harts and joins them until
+ * deadline_ns (util_now_ns clock); the DSM goes on serving pages.  Returns
+ * the harts still running (vmd_stop ends them).  Agent thread. */
+unsigned vmd_halt(struct vmd *v, uint64_t deadline_ns);
 /* Stops the harts (join) and the DSM. */
 void vmd_stop(struct vmd *v);
 void vmd_destroy(struct vmd *v);
@@ -107,6 +111,10 @@ int node_vm_start(const struct config *cfg, const struct config_node *me, struct
 		  uint8_t *ram, size_t ram_len, const uint32_t *peers, uint32_t npeers,
 		  struct node_vm **out);
 void node_vm_stop(struct node_vm *vm);
+/* The stop's first phase: starts no more harts and halts the running ones
+ * (vmd_halt), waiting at most wait_ms; the DSM keeps serving pages until
+ * node_vm_stop.  Returns the harts still running. */
+unsigned node_vm_halt(struct node_vm *vm, unsigned wait_ms);
 /* Linux guests: the host monotonic time (util_now_ns) at which the VM's
  * mtime is 0, agreed through the coordinator; call before node_vm_start. */
 void node_vm_set_mtime_zero(uint64_t zero_ns);

@@ -178,6 +178,7 @@ static void send_simple(struct fake *f, int conn, CtlMsg__BodyCase body)
 	CtlStopRequest sr = CTL_STOP_REQUEST__INIT;
 	CtlStatusRequest st = CTL_STATUS_REQUEST__INIT;
 	CtlStopWait sw = CTL_STOP_WAIT__INIT;
+	CtlHaltAck ha = CTL_HALT_ACK__INIT;
 	CtlMsg m = CTL_MSG__INIT;
 
 	m.body_case = body;
@@ -194,8 +195,25 @@ static void send_simple(struct fake *f, int conn, CtlMsg__BodyCase body)
 		m.status_request = &st;
 	if (body == CTL_MSG__BODY_STOP_WAIT)
 		m.stop_wait = &sw;
+	if (body == CTL_MSG__BODY_HALT_ACK)
+		m.halt_ack = &ha;
 	msg_in(f, conn, &m);
 }
+
+/* The stop's first phase: each node in ids[0..n) gets a Halt, nobody a
+ * Stop until all have acknowledged it; then they do. */
+static void halt_phase(struct fake *f, const int *ids, int n)
+{
+	for (int i = 0; i < n; i++)
+		expect_body(f, 10 + ids[i], CTL_MSG__BODY_HALT);
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < n; k++)
+			assert_int_equal(f->qlen[10 + ids[k]], 0); /* no Stop before all halted */
+		send_simple(f, 10 + ids[i], CTL_MSG__BODY_HALT_ACK);
+	}
+}
+
+static const int all3[] = {1, 2, 3};
 
 /* Nodes 1..3 on conns 11..13, through membership and barrier. */
 static void bring_up(struct fake *f)
@@ -349,6 +367,7 @@ static void orderly_stop_goes_one_by_one_in_reverse(void **state)
 	expect_body(f, 30, CTL_MSG__BODY_JOINED);
 	send_simple(f, 30, CTL_MSG__BODY_STOP_REQUEST);
 	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_STOPPING);
+	halt_phase(f, all3, 3);
 	for (int id = 3; id >= 1; id--) {
 		for (int other = 1; other < id; other++)
 			assert_int_equal(f->qlen[10 + other], 0); /* not yet asked */
@@ -359,6 +378,46 @@ static void orderly_stop_goes_one_by_one_in_reverse(void **state)
 				 CTL_NODE_STATE__CTL_STATE_STOPPED);
 	}
 	expect_body(f, 30, CTL_MSG__BODY_STOP_REPLY);
+	assert_true(coord_done(f->c, &code));
+	assert_int_equal(code, 0);
+	teardown_fake(f);
+}
+
+/*
+ * A node that keeps heartbeating but never acknowledges its Halt holds the
+ * ordered stop back for one lease, no longer.
+ */
+static void silent_halt_delays_the_stop_one_lease(void **state)
+{
+	struct fake *f = setup("stop");
+	int code = -1;
+
+	bring_up(f);
+	coord_stop(f->c, "test", f->now);
+	for (int id = 1; id <= 3; id++)
+		expect_body(f, 10 + id, CTL_MSG__BODY_HALT);
+	send_simple(f, 11, CTL_MSG__BODY_HALT_ACK);
+	send_simple(f, 12, CTL_MSG__BODY_HALT_ACK);
+	for (int step = 0; step < 2; step++) {
+		f->now += 500 * MS; /* 1000 ms: not past the lease yet */
+		for (int id = 1; id <= 3; id++) {
+			send_simple(f, 10 + id, CTL_MSG__BODY_HEARTBEAT);
+			expect_body(f, 10 + id, CTL_MSG__BODY_HEARTBEAT_ACK);
+		}
+		coord_tick(f->c, f->now, NULL);
+		assert_int_equal(f->qlen[13], 0);
+	}
+	f->now += 100 * MS;
+	send_simple(f, 13, CTL_MSG__BODY_HEARTBEAT);
+	expect_body(f, 13, CTL_MSG__BODY_HEARTBEAT_ACK);
+	coord_tick(f->c, f->now, NULL);
+	expect_body(f, 13, CTL_MSG__BODY_STOP);
+	assert_false(f->closed[13]); /* late, not failed */
+	for (int id = 3; id >= 1; id--) {
+		if (id < 3)
+			expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
+		send_simple(f, 10 + id, CTL_MSG__BODY_STOP_ACK);
+	}
 	assert_true(coord_done(f->c, &code));
 	assert_int_equal(code, 0);
 	teardown_fake(f);
@@ -412,6 +471,7 @@ static void guest_exit_stops_cluster_with_code(void **state)
 	assert_int_equal(status_guest_exit(f, 30, &code), CTL_PHASE__CTL_PHASE_STOPPING);
 	assert_int_equal(code, 42);
 	guest_exit_from_node(f, 11, 7); /* a late second report: the first wins */
+	halt_phase(f, all3, 3);
 	for (int id = 3; id >= 1; id--) {
 		expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
 		assert_int_equal(f->qlen[30], 0);
@@ -455,6 +515,7 @@ static void killed_node_fails_and_stops_cluster(void **state)
 	assert_int_equal(coord_node_state(f->c, 2), CTL_NODE_STATE__CTL_STATE_FAILED);
 	expect_body(f, 11, CTL_MSG__BODY_NODE_FAILED);
 	expect_body(f, 13, CTL_MSG__BODY_NODE_FAILED);
+	halt_phase(f, (const int[]){1, 3}, 2);
 	expect_body(f, 13, CTL_MSG__BODY_STOP); /* policy "stop": node 3 first */
 	assert_int_equal(f->qlen[11], 0);
 	f->now += 1100 * MS; /* node 3 never acks: one lease, then the next */
@@ -510,6 +571,7 @@ static void failure_stop_collects_lost_pages(void **state)
 	coord_on_close(f->c, 13, f->now); /* node 3 dies */
 	expect_body(f, 11, CTL_MSG__BODY_NODE_FAILED);
 	expect_body(f, 12, CTL_MSG__BODY_NODE_FAILED);
+	halt_phase(f, (const int[]){1, 2}, 2);
 	expect_body(f, 12, CTL_MSG__BODY_STOP);
 	stop_ack_lost(f, 12, l2, 2, 2, NULL, 0);
 	expect_body(f, 11, CTL_MSG__BODY_STOP);
@@ -541,6 +603,7 @@ static void orderly_stop_reports_no_lost_pages(void **state)
 
 	bring_up(f);
 	coord_stop(f->c, "test", f->now);
+	halt_phase(f, all3, 3);
 	for (int id = 3; id >= 1; id--) {
 		expect_body(f, 10 + id, CTL_MSG__BODY_STOP);
 		stop_ack_lost(f, 10 + id, bogus, 1, 1, NULL, 0);
@@ -608,6 +671,7 @@ static void join_timeout_stops_with_failure(void **state)
 		coord_tick(f->c, f->now, NULL);
 	}
 	assert_int_equal(coord_phase(f->c), CTL_PHASE__CTL_PHASE_STOPPING);
+	halt_phase(f, all3, 1);
 	expect_body(f, 11, CTL_MSG__BODY_STOP);
 	send_simple(f, 11, CTL_MSG__BODY_STOP_ACK);
 	assert_true(coord_done(f->c, &code));
@@ -628,6 +692,7 @@ int main(void)
 		cmocka_unit_test(node_leaving_during_join_is_waited_for),
 		cmocka_unit_test(lease_expiry_fails_node_and_tells_others),
 		cmocka_unit_test(orderly_stop_goes_one_by_one_in_reverse),
+		cmocka_unit_test(silent_halt_delays_the_stop_one_lease),
 		cmocka_unit_test(guest_exit_stops_cluster_with_code),
 		cmocka_unit_test(guest_exit_before_start_is_ignored),
 		cmocka_unit_test(killed_node_fails_and_stops_cluster),
