@@ -10,7 +10,7 @@ core="build-essential cmake pkg-config git \
  libfabric-dev libfabric-bin libibverbs-dev \
  protobuf-c-compiler libprotobuf-c-dev libjansson-dev libcmocka-dev libsodium-dev \
  gcc-riscv64-unknown-elf qemu-system-misc device-tree-compiler libfdt-dev \
- spin clang libclang-rt-14-dev nftables iptables iproute2 procps psmisc systemd"
+ spin clang libclang-rt-14-dev nftables iptables iproute2 procps psmisc systemd python3"
 linux="gcc-riscv64-linux-gnu linux-source-6.1 bc bison flex libssl-dev cpio xz-utils"
 
 case "$group" in

@@ -45,6 +45,11 @@ if(TARGET spanvm)
               ${SPANVM_BIN_DIR} ${LINUX_GUEST_DIR})
     set_tests_properties(linux.launch3_4harts PROPERTIES LABELS "linux;slow" TIMEOUT 1200
       SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
+    add_test(NAME linux.launch3_faults
+      COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_launch3.sh
+              ${SPANVM_BIN_DIR} ${LINUX_GUEST_DIR} "console=ttyS0 spanvm_short" faults)
+    set_tests_properties(linux.launch3_faults PROPERTIES LABELS "linux;slow" TIMEOUT 1200
+      SKIP_RETURN_CODE 77 FIXTURES_REQUIRED linux_guest)
     add_test(NAME linux.launch3_bad_initrd
       COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/linux_launch3.sh
               ${SPANVM_BIN_DIR} ${LINUX_GUEST_DIR} console=ttyS0 badinitrd)

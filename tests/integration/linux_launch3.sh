@@ -8,6 +8,10 @@
 # init, and the launcher's hot-page table at the end.
 # With MODE "badinitrd" the config names an initrd that does not exist:
 # every node must say so and the launch fail (exit 1) before any hart runs.
+# With MODE "faults" every node's transport drops, duplicates, reorders and
+# delays its sends (SPANVM_DSM_FAULTS): the boot must still check out, and
+# the statistics must show DSM and node-to-node (IPI/HSM/MMIO) requests
+# resent and duplicates recognised, so the faults did hit those paths.
 # Usage: linux_launch3.sh BIN_DIR GUEST_DIR [APPEND] [MODE]
 set -u
 bin=$1 gdir=$2 append=${3:-console=ttyS0 spanvm_short} mode=${4:-}
@@ -36,6 +40,7 @@ cat >"$dir/vm.json" <<JSON
   ]
 }
 JSON
+[ "$mode" = faults ] && export SPANVM_DSM_FAULTS="drop=2,dup=5,reorder,delay_us=50,seed=11"
 SPANVM_RUN_DIR=$dir/run SPANVM_PROVIDER="tcp;ofi_rxm" </dev/null \
 	timeout 1100 "$bin/spanvm" launch "$dir/vm.json" --stats-file "$dir/stats.json" \
 	>"$dir/out" 2>"$dir/err"
@@ -61,4 +66,19 @@ grep -q "reboot: Power down" "$dir/out" || fail "no power-down message"
 grep -q '"guest_exit":0' "$dir/stats.json" || fail "stats file lacks guest_exit 0"
 grep -q "hottest guest pages" "$dir/err" || fail "no hot-page table from the launcher"
 grep -A11 "hottest guest pages" "$dir/err"
+if [ "$mode" = faults ]; then
+	# sums over the nodes: DSM request retransmissions, duplicate grants
+	# recognised, node-to-node requests resent and duplicates answered
+	sums=$(python3 -c '
+import json, sys
+n = json.load(open(sys.argv[1]))["nodes"]
+print(sum(x["req_retx"] for x in n), sum(x["grants_dup"] for x in n),
+      sum(x["linux"]["req_retx"] for x in n), sum(x["linux"]["req_dup"] for x in n))
+' "$dir/stats.json") || fail "cannot read the statistics"
+	set -- $sums
+	[ "$1" -gt 0 ] && [ "$2" -gt 0 ] || fail "DSM faults not exercised: req_retx $1, grants_dup $2"
+	[ "$3" -gt 0 ] && [ "$4" -gt 0 ] ||
+		fail "node-to-node faults not exercised: resent $3, duplicates $4"
+	echo "faults: DSM requests resent $1, duplicate grants $2; node requests resent $3, duplicates $4"
+fi
 echo "ok: 4 harts on 3 nodes, $(grep '^init: workload' "$dir/out")"
