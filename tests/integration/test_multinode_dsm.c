@@ -279,6 +279,17 @@ int main(int argc, char **argv)
 	int code = exit_code;
 	pthread_mutex_unlock(&mu);
 	fflush(stdout);
+	/* As spanvm-node's stop (CtlHalt, then CtlStop one node at a time):
+	 * every node halts its harts first while all DSMs still serve pages,
+	 * so each hart must end within the bound, whatever page it waits for. */
+	for (int i = 0; i < NN; i++) {
+		unsigned left = vmd_halt(N[i].vmd, util_now_ns() + 5000000000ull);
+		if (left) {
+			fprintf(stderr, "test_multinode_dsm: node %d: %u hart(s) did not halt\n", i,
+				left);
+			code = code ? code : 1;
+		}
+	}
 	for (int i = 0; i < NN && audit_dir; i++) /* transactions in flight end first */
 		dsm_audit_settle(vmd_dsm(N[i].vmd), 2000);
 	for (int i = 0; i < NN; i++)
