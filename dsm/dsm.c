@@ -380,12 +380,20 @@ void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state)
  * home worker only (never the progress thread), which may wait for local
  * vCPUs anyway.
  */
+bool dsm_hold_needed_locked(struct dsm *d, uint64_t page, bool downgrade)
+{
+	struct dsm_pending *e = pending_of(d, page);
+
+	/* nobody waits, or a reader keeps what it waits for: no hold */
+	return e && e->granted && !(downgrade && !(e->want & DSM_W));
+}
+
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade)
 {
 	struct dsm_pending *e = pending_of(d, page);
 
-	if (!e || !e->granted || (downgrade && !(e->want & DSM_W)))
-		return; /* nobody waits, or a reader keeps what it waits for */
+	if (!dsm_hold_needed_locked(d, page, downgrade))
+		return;
 	DSM_INC(d, hold_waits);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -655,7 +663,7 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(trace_notified) X(unflagged_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
-	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries)
+	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

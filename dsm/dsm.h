@@ -82,6 +82,12 @@ struct dsm_local_ops {
 	 * perms; returns how many local users (vCPUs) it had to interrupt.
 	 * Runs on the agent worker (or home worker) thread, no DSM lock held. */
 	int (*revoke)(void *arg, uint64_t gpa_page, unsigned perms, bool trace);
+	/* Optional, the invalidation fast path: the same when it needs to wait
+	 * for nobody (returns 0), else -EWOULDBLOCK without doing anything (the
+	 * agent then calls revoke).  Runs on the thread that read the INV (the
+	 * progress thread or a poller): must never block.  NULL: every
+	 * revocation goes through the agent. */
+	int (*revoke_try)(void *arg, uint64_t gpa_page, unsigned perms, bool trace);
 };
 
 struct dsm_cfg {
@@ -205,6 +211,8 @@ struct dsm_stats {
 	uint64_t hold_expired;                /* ... in vain (hold_ns passed) */
 	uint64_t req_lost;                    /* requests resent because their grant was revoked unseen */
 	uint64_t body_retries;                /* body RMA reads re-posted after a timeout */
+	uint64_t inv_fast;                    /* INVs done and acknowledged on the thread that
+					       * read them (nothing local to wait for) */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */

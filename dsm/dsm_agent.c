@@ -90,23 +90,35 @@ static bool newer(uint32_t v, uint32_t than)
 	return (int32_t)(v - than) > 0;
 }
 
-void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
-		      bool trace)
+/*
+ * The state part of a revocation.  1: the state changed, the local users
+ * must be revoked next (*nst: the new state); 0: nothing more to do (a
+ * stale INV, or nothing was accessible beyond the new state); -EWOULDBLOCK
+ * (only when !may_wait): a fresh grant's waiter must be held for first,
+ * nothing was done.
+ */
+static int revoke_state(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
+			bool trace, bool may_wait, uint8_t *nst)
 {
-	uint8_t st, nst;
+	uint8_t st;
 
 	pthread_mutex_lock(&d->lock);
-	if (newer(version, atomic_load(&d->version[page])))
+	if (newer(version, atomic_load(&d->version[page]))) {
+		if (!may_wait && dsm_hold_needed_locked(d, page, downgrade)) {
+			pthread_mutex_unlock(&d->lock);
+			return -EWOULDBLOCK;
+		}
 		dsm_hold_locked(d, page, downgrade); /* a fresh grant's waiter first */
+	}
 	if (!newer(version, atomic_load(&d->version[page]))) {
 		pthread_mutex_unlock(&d->lock);
 		DSM_INC(d, inv_stale);
-		return;
+		return 0;
 	}
 	st = atomic_load(&d->state[page]);
-	nst = downgrade ? (st == DSM_MODIFIED ? DSM_SHARED : st) : DSM_INVALID;
+	*nst = downgrade ? (st == DSM_MODIFIED ? DSM_SHARED : st) : DSM_INVALID;
 	atomic_store(&d->version[page], version);
-	atomic_store_explicit(&d->state[page], nst, memory_order_release);
+	atomic_store_explicit(&d->state[page], *nst, memory_order_release);
 	pthread_mutex_unlock(&d->lock);
 	if (downgrade)
 		DSM_INC(d, downgrade_recv);
@@ -114,21 +126,60 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 		DSM_INC(d, inv_recv);
 	if (trace)
 		DSM_INC(d, trace_notified);
-	if (st == nst)
-		return; /* nothing was accessible beyond the new state */
+	return st != *nst;
+}
+
+static void count_interrupts(struct dsm *d, int n, bool trace)
+{
+	if (n > 0) {
+		DSM_ADD(d, revoke_interrupts, (uint64_t)n);
+		if (!trace)
+			DSM_ADD(d, unflagged_interrupts, (uint64_t)n);
+	}
+}
+
+/* After the state change: host copies in progress drain, then every local
+ * user (vCPU) drops the page beyond the new state. */
+static void revoke_users(struct dsm *d, uint64_t page, uint8_t nst, bool trace)
+{
 	/* Host-side copies hold this shared around check + copy. */
 	pthread_rwlock_wrlock(&d->host_users);
 	pthread_rwlock_unlock(&d->host_users);
 	if (d->cfg.ops && d->cfg.ops->revoke) {
 		uint64_t gpa = d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
-		int n = d->cfg.ops->revoke(d->cfg.ops_arg, gpa, nst == DSM_SHARED ? DSM_R : 0,
-					   trace);
-		if (n > 0) {
-			DSM_ADD(d, revoke_interrupts, (uint64_t)n);
-			if (!trace)
-				DSM_ADD(d, unflagged_interrupts, (uint64_t)n);
-		}
+		count_interrupts(d, d->cfg.ops->revoke(d->cfg.ops_arg, gpa,
+						       nst == DSM_SHARED ? DSM_R : 0, trace),
+				 trace);
 	}
+}
+
+/* The same without waiting: 0 done, -EWOULDBLOCK (a host copy in
+ * progress, or a local user to interrupt: nothing done). */
+static int revoke_users_try(struct dsm *d, uint64_t page, uint8_t nst, bool trace)
+{
+	if (pthread_rwlock_trywrlock(&d->host_users))
+		return -EWOULDBLOCK;
+	pthread_rwlock_unlock(&d->host_users);
+	if (d->cfg.ops && d->cfg.ops->revoke) {
+		uint64_t gpa = d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
+		if (!d->cfg.ops->revoke_try)
+			return -EWOULDBLOCK;
+		int n = d->cfg.ops->revoke_try(d->cfg.ops_arg, gpa, nst == DSM_SHARED ? DSM_R : 0,
+					       trace);
+		if (n < 0)
+			return -EWOULDBLOCK;
+		count_interrupts(d, n, trace);
+	}
+	return 0;
+}
+
+void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downgrade,
+		      bool trace)
+{
+	uint8_t nst = DSM_INVALID;
+
+	if (revoke_state(d, page, version, downgrade, trace, true, &nst) == 1)
+		revoke_users(d, page, nst, trace);
 }
 
 static int install_body(struct dsm *d, uint64_t page, int supplier);
@@ -343,6 +394,12 @@ void *dsm_agent_main(void *arg)
 		case JOB_INV:
 			dsm_agent_revoke(d, j->page, j->version, j->flag, j->trace);
 			dsm_agent_send_ack(d, j->src, j->page, j->version);
+			atomic_fetch_sub(&d->inv_jobs, 1);
+			break;
+		case JOB_INV_USERS: /* the handler changed the state already */
+			revoke_users(d, j->page, (uint8_t)j->want, j->trace);
+			dsm_agent_send_ack(d, j->src, j->page, j->version);
+			atomic_fetch_sub(&d->inv_jobs, 1);
 			break;
 		case JOB_GRANT:
 			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
@@ -415,6 +472,44 @@ static void on_req(void *arg, const struct tp_msg *m)
 	dsm_req__free_unpacked(r, NULL);
 }
 
+/*
+ * An INV is done right here, on the thread that read it, when that waits
+ * for nothing: no fresh grant to hold for, no host copy in progress, no
+ * local user (vCPU) deriving anything from the page, and no earlier INV
+ * still at the agent (acknowledgements stay in order).  That saves the
+ * hop to the agent on the invalidation's critical path, and this thread
+ * stays on the CQ.  Otherwise the agent does what is left: all of it, or
+ * (the state already changed here) the local users' revocation.  The job
+ * is allocated before anything changes, so a failed allocation leaves the
+ * INV undone, and the home's retransmission brings it back.
+ */
+static void inv_here_or_agent(struct dsm *d, struct dsm_job *j)
+{
+	bool fast_ok = !d->cfg.ops || !d->cfg.ops->revoke || d->cfg.ops->revoke_try;
+	uint8_t nst = DSM_INVALID;
+	int rc = -EWOULDBLOCK;
+
+	if (fast_ok && atomic_load(&d->inv_jobs) == 0)
+		rc = revoke_state(d, j->page, j->version, j->flag, j->trace, false, &nst);
+	if (rc == 0 || (rc == 1 && revoke_users_try(d, j->page, nst, j->trace) == 0)) {
+		DSM_INC(d, inv_fast);
+		dsm_agent_send_ack(d, j->src, j->page, j->version);
+		free(j);
+		/* Done: nothing follows for this node, so the progress thread
+		 * must not spin after it (it would take a core from the threads
+		 * that act on the ACK), same as after a hand-off. */
+		tp_handed_off(d->cfg.tp);
+		return;
+	}
+	if (rc == 1) {
+		j->kind = JOB_INV_USERS;
+		j->want = nst;
+	}
+	atomic_fetch_add(&d->inv_jobs, 1);
+	dsm_queue_push(&d->agentq, j);
+	tp_handed_off(d->cfg.tp);
+}
+
 static void on_inv(void *arg, const struct tp_msg *m)
 {
 	struct dsm *d = arg;
@@ -432,8 +527,7 @@ static void on_inv(void *arg, const struct tp_msg *m)
 			j->version = r->version;
 			j->flag = r->downgrade;
 			j->trace = r->trace;
-			dsm_queue_push(&d->agentq, j);
-			tp_handed_off(d->cfg.tp);
+			inv_here_or_agent(d, j);
 		}
 	}
 	dsm_inv__free_unpacked(r, NULL);

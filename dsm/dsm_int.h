@@ -43,7 +43,9 @@ struct dsm_dir {
 };
 
 /* A queued unit of work for a worker thread. */
-enum dsm_job_kind { JOB_REQ, JOB_INV, JOB_GRANT, JOB_SUB_OUT, JOB_SUB_IN };
+/* JOB_INV_USERS: an INV whose state change the handler made (fast path)
+ * but whose local users must still be revoked before the ACK. */
+enum dsm_job_kind { JOB_REQ, JOB_INV, JOB_INV_USERS, JOB_GRANT, JOB_SUB_OUT, JOB_SUB_IN };
 struct dsm_job {
 	struct dsm_job *next;
 	enum dsm_job_kind kind;
@@ -159,6 +161,11 @@ struct dsm {
 	struct dsm_home_worker home[DSM_HOME_WORKERS_MAX];
 	unsigned nhome;            /* home workers running (DSM_HOME_WORKERS, env) */
 	struct dsm_queue agentq;
+	/* INV jobs queued or running at the agent: the handler's fast path
+	 * only runs while none is, so every INV of a page is acknowledged
+	 * after the revocations before it (written by handlers, which run one
+	 * at a time, and the agent) */
+	_Atomic unsigned inv_jobs;
 	pthread_t agent_thr;
 	bool started;
 	_Atomic bool stopping;
@@ -193,6 +200,8 @@ void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state);
 /* d->lock held: before page is revoked, wait (at most hold_ns) until a
  * waiter saw the grant it is waiting for; marks the grant lost if none did. */
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade);
+/* d->lock held: would dsm_hold_locked wait? */
+bool dsm_hold_needed_locked(struct dsm *d, uint64_t page, bool downgrade);
 
 /* queues (dsm_agent.c) */
 void dsm_queue_init(struct dsm_queue *q);

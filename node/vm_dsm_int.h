@@ -100,6 +100,7 @@ int vt_create_cfg(const char *opts, void (*on_page)(void *, uint64_t, bool), voi
 		  struct vm_trace **out, char *err, size_t errlen);
 void vt_set_kick_hook(struct vm_trace *vt, void (*fn)(void *), void *arg);
 int vt_revoke(struct vm_trace *vt, uint64_t page, unsigned *notified);
+int vt_revoke_try(struct vm_trace *vt, uint64_t page); /* tr_revoke_try */
 uint64_t vt_revoke_nonsub(struct vm_trace *vt);
 
 /* node/node_vm.c: the guest side of a spanvm-node (after Start). *out is

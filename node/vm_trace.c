@@ -307,6 +307,11 @@ int vt_revoke(struct vm_trace *vt, uint64_t page, unsigned *notified)
 	return tr_revoke(vt->t, page, notified);
 }
 
+int vt_revoke_try(struct vm_trace *vt, uint64_t page)
+{
+	return tr_revoke_try(vt->t, page);
+}
+
 uint64_t vt_revoke_nonsub(struct vm_trace *vt)
 {
 	struct tr_stats st;

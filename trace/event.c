@@ -340,6 +340,27 @@ int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned ki
 	return run_event(t, actor, page, TR_PAGE_SIZE, kinds, TR_EV_WRITE, fn, arg, NULL);
 }
 
+int tr_revoke_try(struct tr_table *t, uint64_t gpa)
+{
+	if (!t)
+		return -EINVAL;
+	uint64_t page = gpa & ~(TR_PAGE_SIZE - 1);
+	struct tr_stripe *st = tr_stripe_of(t, page);
+	int rc = 0;
+
+	pthread_mutex_lock(&st->mu);
+	struct tr_page *pe = tr_page_find(t, st, page, false);
+	for (int k = 0; pe && k < TR_KIND_COUNT && !rc; k++)
+		if (pe->nsubs[k])
+			rc = -EWOULDBLOCK;
+	pthread_mutex_unlock(&st->mu);
+	if (!rc) { /* counted as tr_revoke counts a revocation nobody heard */
+		struct acct a = { .type = TR_EV_REVOKE };
+		acct_apply(t, NULL, &a);
+	}
+	return rc;
+}
+
 int tr_revoke(struct tr_table *t, uint64_t gpa, unsigned *notified)
 {
 	if (!t)

@@ -24,7 +24,8 @@
  *   _write_begin/_write_end are called only there.  tr_sub_stats may be
  *   called from any thread (relaxed counters).
  * - tr_write / tr_event with actor NULL: any host thread (loader, device).
- * - tr_revoke: any host thread (the DSM agent taking a page away).
+ * - tr_revoke: any host thread (the DSM agent taking a page away);
+ *   tr_revoke_try: any thread, waits for nothing but a stripe mutex.
  * - The vCPU ops (struct tr_vcpu_ops): kick() from any thread; invalidate()
  *   only from tr_sub_serve(), i.e. on the vCPU's own thread at an
  *   instruction boundary; set_write_trap() on the vCPU's own thread from
@@ -174,6 +175,16 @@ int tr_event(struct tr_table *t, struct tr_sub *actor, uint64_t gpa, unsigned ki
  * Returns 0, -EINVAL or -ENOMEM.
  */
 int tr_revoke(struct tr_table *t, uint64_t gpa, unsigned *notified);
+/*
+ * The same when no vCPU subscribes to the page: then nothing has to be
+ * acknowledged and it returns 0 at once (counted as a tr_revoke that
+ * notified nobody); -EWOULDBLOCK when some vCPU subscribes (call tr_revoke,
+ * which may wait).  Never waits beyond the page's stripe mutex, so the
+ * DSM may call it on the thread that reads the invalidation.  Correct
+ * because the DSM changed the page state first: a vCPU that subscribes
+ * after this check finds the new state in its page_get.
+ */
+int tr_revoke_try(struct tr_table *t, uint64_t gpa);
 
 /* Queries (any thread). */
 bool tr_page_write_traced(struct tr_table *t, uint64_t gpa);

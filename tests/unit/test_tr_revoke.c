@@ -11,6 +11,7 @@
  *   waiting for its pre-write acknowledgements);
  * - a vCPU that is not running is served on the revoker's own thread
  *   (tr_sub_serve_now), without deadlock;
+ * - tr_revoke_try: done at once only when nobody subscribes;
  * - the node-wide subscription callback (tr_cfg.on_page) and writes=0.
  */
 #include <setjmp.h>
@@ -60,6 +61,11 @@ static void cmd_assert_gone(struct fv *f, void *arg)
 static void cmd_assert_has_code(struct fv *f, void *arg)
 {
 	assert_true(fv_has(f, *(unsigned *)arg, TR_KIND_CODE));
+}
+
+static void cmd_assert_has_pt(struct fv *f, void *arg)
+{
+	assert_true(fv_has(f, *(unsigned *)arg, TR_KIND_PT));
 }
 
 /* ---- a revoker thread ---------------------------------------------------- */
@@ -134,6 +140,35 @@ static void revoke_interrupts_only_subscribers(void **state)
 	assert_int_equal(host.kind[TR_KIND_TLB].events, 0); /* kept apart from writes */
 	fv_drop_on(&f[2], q, TR_KIND_CODE);
 	finish(f, 3, t);
+}
+
+/* tr_revoke_try (the DSM's INV fast path): done at once, counted like a
+ * silent tr_revoke, when nobody subscribes to the page in any kind;
+ * -EWOULDBLOCK and nothing done (nobody kicked, nothing dropped) when
+ * somebody does. */
+static void revoke_try_only_without_subscribers(void **state)
+{
+	struct tr_table *t = mk(false, TR_PROTO_POST);
+	struct fv f[2];
+	for (int i = 0; i < 2; i++)
+		fv_start(&f[i], t, (unsigned)i, false);
+	unsigned p = 3, q = 4;
+	fv_derive_on(&f[1], p, TR_KIND_PT);
+	assert_int_equal(tr_revoke_try(t, PAGE(p) + 8), -EWOULDBLOCK);
+	assert_int_equal(atomic_load(&f[1].kicks), 0);
+	fv_post(&f[1], cmd_assert_has_pt, &p, true);
+	assert_int_equal(tr_revoke_try(t, PAGE(q)), 0);
+	fv_derive_on(&f[0], q, TR_KIND_TLB); /* a derivation ... */
+	fv_drop_on(&f[0], q, TR_KIND_TLB);   /* ... dropped again: none left */
+	assert_int_equal(tr_revoke_try(t, PAGE(q)), 0);
+	assert_int_equal(tr_revoke_try(NULL, PAGE(q)), -EINVAL);
+	struct tr_stats host;
+	tr_table_stats(t, &host, NULL);
+	assert_int_equal(host.revocations, 2);
+	assert_int_equal(host.revoke_silent, 2);
+	assert_int_equal(host.revoke_sent, 0);
+	fv_drop_on(&f[1], p, TR_KIND_PT);
+	finish(f, 2, t);
 }
 
 /* The broadcast baseline interrupts everybody: the counter sees it. */
@@ -309,6 +344,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(revoke_interrupts_only_subscribers),
+		cmocka_unit_test(revoke_try_only_without_subscribers),
 		cmocka_unit_test(revoke_broadcast_counts_nonsubscribers),
 		cmocka_unit_test(revoke_waits_for_the_boundary),
 		cmocka_unit_test(revoke_not_acknowledged_inside_a_trace_wait),
