@@ -182,8 +182,12 @@ struct dsm_hot_page {
 int dsm_hot_pages(struct dsm *d, unsigned n, struct dsm_hot_page *out, unsigned *count);
 
 /* DSM messages dropped, process-wide, because they reached a node after
- * its dsm_stop (logged at DBG: harmless, the VM is over there). */
+ * its dsm_stop or before its dsm_start (logged at DBG: harmless, the
+ * requester retransmits). */
 uint64_t dsm_late_dropped(void);
+/* Installs those quiet handlers on tp before this node's DSM exists: a
+ * node that got the cluster's Start first may already ask for pages. */
+void dsm_handlers_not_started(struct tp *tp);
 
 struct dsm_stats {
 	/* requester side */

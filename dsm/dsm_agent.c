@@ -614,10 +614,11 @@ static void on_sub(void *arg, const struct tp_msg *m)
 /*
  * After dsm_stop: the peers' DSM messages still in flight (acks of our last
  * transaction, retransmitted requests, their homes' resends while they stop
- * too) are for a VM that is over here.  Dropping them is harmless — a peer
- * still running only retransmits until it stops itself — so they are
- * counted and logged at DBG instead of tp's "no handler" WARN.  Process-wide
- * counter: the handler outlives this struct dsm (arg NULL).
+ * too) are for a VM that is over here.  Before dsm_start: the first
+ * requests of a node that got the cluster's Start before us (the loader
+ * pulls pages homed here).  Dropping them is harmless — the requester
+ * retransmits — so they are counted and logged at DBG instead of tp's "no
+ * handler" WARN.  Process-wide counter: the handler has no struct dsm.
  */
 static _Atomic uint64_t late_msgs;
 
@@ -625,8 +626,20 @@ static void on_late(void *arg, const struct tp_msg *m)
 {
 	(void)arg;
 	uint64_t n = atomic_fetch_add(&late_msgs, 1) + 1;
-	LOG_DBG(DSM_SUBSYS, "DSM stopped: dropped message type %u from node %d (%llu so far)",
+	LOG_DBG(DSM_SUBSYS, "DSM not running: dropped message type %u from node %d (%llu so far)",
 		m->type, m->src, (unsigned long long)n);
+}
+
+static void set_late_handlers(struct tp *tp)
+{
+	for (uint32_t t = DSM_MSG_TYPE__DSM_MSG_REQ; t <= DSM_MSG_TYPE__DSM_MSG_SUB; t++)
+		tp_handler_set(tp, t, on_late, NULL);
+}
+
+void dsm_handlers_not_started(struct tp *tp)
+{
+	if (tp)
+		set_late_handlers(tp);
 }
 
 uint64_t dsm_late_dropped(void)
@@ -639,8 +652,7 @@ void dsm_agent_set_handlers(struct dsm *d, bool on)
 	struct tp *tp = d->cfg.tp;
 
 	if (!on) {
-		for (uint32_t t = DSM_MSG_TYPE__DSM_MSG_REQ; t <= DSM_MSG_TYPE__DSM_MSG_SUB; t++)
-			tp_handler_set(tp, t, on_late, NULL);
+		set_late_handlers(tp);
 		return;
 	}
 	/* Every handler is thread-safe and never blocks (queues, d->lock,

@@ -9,6 +9,7 @@
  * before it signals the pipe; the main thread reads the result only after
  * the pipe fired (the pipe write/read orders the accesses).
  */
+#include "dsm/dsm.h"
 #include "node/node.h"
 #include "node/node_watch.h"
 #include "node/vm_dsm_int.h"
@@ -485,6 +486,7 @@ static int setup(struct agent *a, char *err, size_t errlen)
 			 strerror(-rc));
 		return rc;
 	}
+	dsm_handlers_not_started(a->tp); /* until node_vm_start's dsm_start */
 	if ((rc = tp_mr_register(a->tp, a->ram, a->ram_len, &key, &base)) ||
 	    (rc = tp_local_addr(a->tp, addr, &addrlen)) || (rc = tp_start(a->tp))) {
 		snprintf(err, errlen, "fabric set-up failed: %s", strerror(-rc));

@@ -10,6 +10,7 @@
 #include "transport/tp_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -549,8 +550,11 @@ void tp_rx_dispatch(struct tp *tp, struct tp_buf *b)
 	void *arg = atomic_load(&tp->handlers[env->type].arg);
 
 	if (!fn) {
+		char what[80];
 		TP_STAT_INC(tp, rx_no_handler);
-		warn_limited(tp, "dropped a message of a type without a handler", env->src);
+		snprintf(what, sizeof(what), "dropped a message of type %u, which has no handler",
+			 env->type);
+		warn_limited(tp, what, env->src);
 	} else {
 		struct tp_msg m = {
 			.type = env->type,
