@@ -36,6 +36,15 @@ static struct tr_table *mk(bool broadcast, enum tr_proto code)
 	return t;
 }
 
+/* A plain table (post-write CODE) with n fake vCPUs started, idle. */
+static struct tr_table *mk_started(struct fv *f, int n)
+{
+	struct tr_table *t = mk(false, TR_PROTO_POST);
+	for (int i = 0; i < n; i++)
+		fv_start(&f[i], t, (unsigned)i, false);
+	return t;
+}
+
 static void finish(struct fv *f, int n, struct tr_table *t)
 {
 	fv_stop_all(f, n);
@@ -107,10 +116,8 @@ static void cmd_hold(struct fv *f, void *arg)
 
 static void revoke_interrupts_only_subscribers(void **state)
 {
-	struct tr_table *t = mk(false, TR_PROTO_POST);
 	struct fv f[3];
-	for (int i = 0; i < 3; i++)
-		fv_start(&f[i], t, (unsigned)i, false);
+	struct tr_table *t = mk_started(f, 3);
 	unsigned p = 3, q = 4;
 	fv_derive_on(&f[0], p, TR_KIND_TLB);
 	fv_derive_on(&f[1], p, TR_KIND_CODE);
@@ -148,10 +155,8 @@ static void revoke_interrupts_only_subscribers(void **state)
  * somebody does. */
 static void revoke_try_only_without_subscribers(void **state)
 {
-	struct tr_table *t = mk(false, TR_PROTO_POST);
 	struct fv f[2];
-	for (int i = 0; i < 2; i++)
-		fv_start(&f[i], t, (unsigned)i, false);
+	struct tr_table *t = mk_started(f, 2);
 	unsigned p = 3, q = 4;
 	fv_derive_on(&f[1], p, TR_KIND_PT);
 	assert_int_equal(tr_revoke_try(t, PAGE(p) + 8), -EWOULDBLOCK);
