@@ -201,13 +201,17 @@ static void begin_halt(struct coord *c)
 	c->halt_ns = c->now_ns;
 }
 
+/* Asked to halt, still connected and live, no HaltAck yet. */
+static bool halt_pending(const struct cnode *n)
+{
+	return n->conn >= 0 && node_live(n) && n->halt_sent && !n->halted;
+}
+
 static bool halt_done(const struct coord *c)
 {
-	for (uint32_t i = 0; i < c->nnodes; i++) {
-		const struct cnode *n = &c->nodes[i];
-		if (n->conn >= 0 && node_live(n) && n->halt_sent && !n->halted)
+	for (uint32_t i = 0; i < c->nnodes; i++)
+		if (halt_pending(&c->nodes[i]))
 			return false;
-	}
 	return true;
 }
 
@@ -222,10 +226,9 @@ static void check_halt_timeout(struct coord *c, uint64_t now_ns)
 	    now_ns - c->halt_ns <= (uint64_t)c->cfg->lease_ms * 1000000)
 		return;
 	for (uint32_t i = 0; i < c->nnodes && off < sizeof(ids); i++) {
-		struct cnode *n = &c->nodes[i];
-		if (n->conn >= 0 && node_live(n) && n->halt_sent && !n->halted)
+		if (halt_pending(&c->nodes[i]))
 			off += (size_t)snprintf(ids + off, sizeof(ids) - off, "%s%u", off ? "," : "",
-						n->cfgn->id);
+						c->nodes[i].cfgn->id);
 	}
 	LOG_WARN("coord", "node(s) %s did not halt within %u ms; stopping anyway", ids,
 		 c->cfg->lease_ms);

@@ -380,26 +380,26 @@ void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state)
  * home worker only (never the progress thread), which may wait for local
  * vCPUs anyway.
  */
+/* nobody waits, or a reader keeps what it waits for: no hold */
+static bool hold_needed(const struct dsm_pending *e, bool downgrade)
+{
+	return e && e->granted && !(downgrade && !(e->want & DSM_W));
+}
+
 bool dsm_hold_needed_locked(struct dsm *d, uint64_t page, bool downgrade)
 {
-	struct dsm_pending *e = pending_of(d, page);
-
-	/* nobody waits, or a reader keeps what it waits for: no hold */
-	return e && e->granted && !(downgrade && !(e->want & DSM_W));
+	return hold_needed(pending_of(d, page), downgrade);
 }
 
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade)
 {
 	struct dsm_pending *e = pending_of(d, page);
 
-	if (!dsm_hold_needed_locked(d, page, downgrade))
+	if (!hold_needed(e, downgrade))
 		return;
 	DSM_INC(d, hold_waits);
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + d->cfg.hold_ns;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
+	util_deadline_in(CLOCK_MONOTONIC, d->cfg.hold_ns, &ts);
 	while (e->want && e->page == page && e->granted && !atomic_load(&d->stopping))
 		if (pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts))
 			break;

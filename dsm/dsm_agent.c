@@ -104,11 +104,12 @@ static int revoke_state(struct dsm *d, uint64_t page, uint32_t version, bool dow
 
 	pthread_mutex_lock(&d->lock);
 	if (newer(version, atomic_load(&d->version[page]))) {
-		if (!may_wait && dsm_hold_needed_locked(d, page, downgrade)) {
+		if (may_wait) {
+			dsm_hold_locked(d, page, downgrade); /* a fresh grant's waiter first */
+		} else if (dsm_hold_needed_locked(d, page, downgrade)) {
 			pthread_mutex_unlock(&d->lock);
 			return -EWOULDBLOCK;
 		}
-		dsm_hold_locked(d, page, downgrade); /* a fresh grant's waiter first */
 	}
 	if (!newer(version, atomic_load(&d->version[page]))) {
 		pthread_mutex_unlock(&d->lock);
@@ -153,8 +154,15 @@ static void revoke_users(struct dsm *d, uint64_t page, uint8_t nst, bool trace)
 	}
 }
 
-/* The same without waiting: 0 done, -EWOULDBLOCK (a host copy in
- * progress, or a local user to interrupt: nothing done). */
+/* Can local users be revoked without waiting (revoke_users_try)? */
+static bool users_try_possible(const struct dsm *d)
+{
+	return !d->cfg.ops || !d->cfg.ops->revoke || d->cfg.ops->revoke_try;
+}
+
+/* The same without waiting (only where users_try_possible): 0 done,
+ * -EWOULDBLOCK (a host copy in progress, or a local user to interrupt:
+ * nothing done). */
 static int revoke_users_try(struct dsm *d, uint64_t page, uint8_t nst, bool trace)
 {
 	if (pthread_rwlock_trywrlock(&d->host_users))
@@ -162,8 +170,6 @@ static int revoke_users_try(struct dsm *d, uint64_t page, uint8_t nst, bool trac
 	pthread_rwlock_unlock(&d->host_users);
 	if (d->cfg.ops && d->cfg.ops->revoke) {
 		uint64_t gpa = d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
-		if (!d->cfg.ops->revoke_try)
-			return -EWOULDBLOCK;
 		int n = d->cfg.ops->revoke_try(d->cfg.ops_arg, gpa, nst == DSM_SHARED ? DSM_R : 0,
 					       trace);
 		if (n < 0)
@@ -485,28 +491,25 @@ static void on_req(void *arg, const struct tp_msg *m)
  */
 static void inv_here_or_agent(struct dsm *d, struct dsm_job *j)
 {
-	bool fast_ok = !d->cfg.ops || !d->cfg.ops->revoke || d->cfg.ops->revoke_try;
 	uint8_t nst = DSM_INVALID;
 	int rc = -EWOULDBLOCK;
 
-	if (fast_ok && atomic_load(&d->inv_jobs) == 0)
+	if (users_try_possible(d) && atomic_load(&d->inv_jobs) == 0)
 		rc = revoke_state(d, j->page, j->version, j->flag, j->trace, false, &nst);
 	if (rc == 0 || (rc == 1 && revoke_users_try(d, j->page, nst, j->trace) == 0)) {
 		DSM_INC(d, inv_fast);
 		dsm_agent_send_ack(d, j->src, j->page, j->version);
 		free(j);
-		/* Done: nothing follows for this node, so the progress thread
-		 * must not spin after it (it would take a core from the threads
-		 * that act on the ACK), same as after a hand-off. */
-		tp_handed_off(d->cfg.tp);
-		return;
+	} else {
+		if (rc == 1) {
+			j->kind = JOB_INV_USERS;
+			j->want = nst;
+		}
+		atomic_fetch_add(&d->inv_jobs, 1);
+		dsm_queue_push(&d->agentq, j);
 	}
-	if (rc == 1) {
-		j->kind = JOB_INV_USERS;
-		j->want = nst;
-	}
-	atomic_fetch_add(&d->inv_jobs, 1);
-	dsm_queue_push(&d->agentq, j);
+	/* Either way nothing more for the progress thread here: no spin after
+	 * this pass (it would take a core from the threads acting on it). */
 	tp_handed_off(d->cfg.tp);
 }
 

@@ -130,10 +130,7 @@ static int home_call(struct dsm_home_worker *w, uint64_t to, uint32_t type,
 		if (r && !rc)
 			rc = r;
 		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait_ns;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
+		util_deadline_in(CLOCK_MONOTONIC, wait_ns, &ts);
 		/* Poll the CQ ourselves first: the ACKs are read (and their
 		 * handler run) on this thread, and peers' RMA reads of our RAM
 		 * are served meanwhile; sleep only once the budget is used up. */

@@ -386,11 +386,8 @@ unsigned vmd_halt(struct vmd *v, uint64_t deadline_ns)
 		if (!v->harts[i].started)
 			continue;
 		struct timespec ts;
-		uint64_t now = util_now_ns(), wait = deadline_ns > now ? deadline_ns - now : 0;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
+		uint64_t now = util_now_ns();
+		util_deadline_in(CLOCK_REALTIME, deadline_ns > now ? deadline_ns - now : 0, &ts);
 		if (pthread_timedjoin_np(v->harts[i].thr, NULL, &ts) == 0)
 			v->harts[i].started = false;
 		else

@@ -122,14 +122,6 @@ static int pend_alloc(struct vml *m, uint64_t *id)
 	return -EBUSY;
 }
 
-static void deadline_in(struct timespec *ts, uint64_t ns)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	uint64_t t = (uint64_t)ts->tv_nsec + ns;
-	ts->tv_sec += (time_t)(t / 1000000000ull);
-	ts->tv_nsec = (long)(t % 1000000000ull);
-}
-
 /*
  * One request to node dst, retransmitted until its reply; a0 and a1 get the
  * reply.  With self, the wait serves work posted to that hart (fences).
@@ -158,7 +150,7 @@ static int call(struct vml *m, struct cpu *self, int dst, struct vml_wire *w, ui
 		pthread_mutex_lock(&m->rpc_mu);
 		struct pending *p = &m->pend[slot];
 		if (!p->done && !m->stopping) {
-			deadline_in(&ts, self ? 200000 : next_tx - now);
+			util_deadline_in(CLOCK_REALTIME, self ? 200000 : next_tx - now, &ts);
 			pthread_cond_timedwait(&m->rpc_cv, &m->rpc_mu, &ts);
 		}
 		bool done = p->done, stop = m->stopping;
@@ -558,7 +550,7 @@ static int wait_loaded(struct vml *m)
 	pthread_mutex_lock(&m->rpc_mu);
 	while (!m->loaded && !m->stopping && util_now_ns() - t0 < 600000000000ull) {
 		struct timespec ts;
-		deadline_in(&ts, 100000000ull);
+		util_deadline_in(CLOCK_REALTIME, 100000000ull, &ts);
 		pthread_cond_timedwait(&m->rpc_cv, &m->rpc_mu, &ts);
 	}
 	int rc = m->loaded ? 0 : m->stopping ? -ECANCELED : -ETIMEDOUT;

@@ -331,10 +331,7 @@ static void sleep_until(struct tp *tp, _Atomic int *flag, int want, uint64_t dea
 		/* CLOCK_REALTIME for the condvar; recomputed every 10 ms at most. */
 		uint64_t wait = UTIL_MIN(deadline - now, 10000000ull);
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + wait;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
+		util_deadline_in(CLOCK_REALTIME, wait, &ts);
 		pthread_cond_timedwait(&tp->wait_cv, &tp->wait_lock, &ts);
 	}
 	atomic_fetch_sub(&tp->sleepers, 1);
@@ -348,7 +345,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 	int rc = 0;
 
 	if (polling)
-		atomic_fetch_add(&tp->pollers, 1);
+		tp_poll_hold(tp);
 	for (;;) {
 		if (atomic_load(flag) >= want)
 			break;
@@ -381,8 +378,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 		if (polling) {
 			/* Going to sleep: the progress thread must watch the CQ. */
 			polling = false;
-			if (atomic_fetch_sub(&tp->pollers, 1) == 1)
-				tp_wake_progress(tp);
+			tp_poll_release(tp, false);
 		}
 		sleep_until(tp, flag, want, deadline);
 	}
@@ -392,7 +388,7 @@ int tp_wait_flag(struct tp *tp, _Atomic int *flag, int want, uint64_t deadline)
 	 * It looks again within TP_NAP_NS (idle_wait); messages a caller read while
 	 * polling were already handed over with a wake-up. */
 	if (polling)
-		atomic_fetch_sub(&tp->pollers, 1);
+		tp_poll_release(tp, true);
 	return rc;
 }
 

@@ -70,6 +70,14 @@ void util_log(int level, const char *subsys, const char *fmt, ...)
 			level_names[level], subsys, msg);
 }
 
+void util_deadline_in(clockid_t clk, uint64_t ns, struct timespec *ts)
+{
+	clock_gettime(clk, ts);
+	uint64_t t = (uint64_t)ts->tv_nsec + ns;
+	ts->tv_sec += (time_t)(t / 1000000000ull);
+	ts->tv_nsec = (long)(t % 1000000000ull);
+}
+
 uint64_t util_now_ns(void)
 {
 	struct timespec ts;

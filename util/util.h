@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum log_level { LOG_LEVEL_ERR = 0, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DBG };
 
@@ -45,6 +46,10 @@ void util_log(int level, const char *subsys, const char *fmt, ...)
 
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
+/* *ts = clock clk now + ns: the absolute deadline of a timed wait
+ * (pthread_cond_timedwait in the condvar's clock, pthread_timedjoin_np in
+ * CLOCK_REALTIME). */
+void util_deadline_in(clockid_t clk, uint64_t ns, struct timespec *ts);
 
 /* More runnable threads on this host than CPUs (util/cpus.c): callers then
  * sleep instead of busy-polling.  Any thread; cheap (cached for 5 ms). */
