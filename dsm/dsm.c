@@ -369,6 +369,17 @@ void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state)
 	}
 }
 
+void dsm_pending_overtaken_locked(struct dsm *d, uint64_t page)
+{
+	struct dsm_pending *e = pending_of(d, page);
+
+	if (e && !e->grant && !state_allows(atomic_load(&d->state[page]), e->want)) {
+		e->granted = false;
+		e->lost = true;
+		pthread_cond_broadcast(&d->fault_cv);
+	}
+}
+
 /*
  * Why a hold: the waiter of a fresh grant needs a thread wake-up (tens of
  * µs, ms on a loaded box) before its access runs, while the home may start
@@ -419,7 +430,7 @@ static void take_grant(struct dsm *d, struct dsm_pending *e)
 	__atomic_store_n(&e->grant, NULL, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&d->lock);
 	if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
-		dsm_agent_send_ack(d, j->src, j->page, j->version);
+		dsm_agent_ack_grant(d, j->src, j->page, j->version, j->want);
 	free(j);
 	pthread_mutex_lock(&d->lock);
 }
@@ -663,7 +674,8 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(trace_notified) X(unflagged_interrupts) X(sub_sent) X(home_txns) X(home_skipped)  \
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
-	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)
+	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)           \
+	X(home_regrants) X(grants_overtaken)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

@@ -217,6 +217,10 @@ struct dsm_stats {
 	uint64_t body_retries;                /* body RMA reads re-posted after a timeout */
 	uint64_t inv_fast;                    /* INVs done and acknowledged on the thread that
 					       * read them (nothing local to wait for) */
+	uint64_t home_regrants;               /* read grants sent again to a copyset member
+					       * that said it holds no copy */
+	uint64_t grants_overtaken;            /* grants discarded because an invalidation
+					       * with a newer version came first */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */

@@ -208,17 +208,36 @@ static int claim_locked(struct dsm *d, uint64_t page)
 	return free_i;
 }
 
-/* Claims the install of (page, version): 0 = go, 1 = not newer (a
- * duplicate: acknowledge), negative = see dsm_agent_install. */
-static int install_claim(struct dsm *d, uint64_t page, uint32_t version, bool may_wait,
-			 int *slot)
+/* Claims the install of (page, version, state): 0 = go, with *keep set
+ * when our own copy is valid (pull nothing); 1 = not to install (a
+ * duplicate, or overtaken by an invalidation: acknowledge if the grant
+ * wants it); negative = see dsm_agent_install. */
+static int install_claim(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
+			 int supplier, bool may_wait, int *slot, bool *keep)
 {
 	int rc;
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
+		uint8_t st = atomic_load(&d->state[page]);
 		if (!newer(version, atomic_load(&d->version[page]))) {
+			dsm_pending_overtaken_locked(d, page);
 			rc = 1;
+			break;
+		}
+		/* Never lower a Modified copy without revoking its users: the
+		 * home skips read requests of the exclusive owner, so such a
+		 * grant can only be a stale one. */
+		if (st == DSM_MODIFIED && state == DSM_SHARED) {
+			rc = 1;
+			break;
+		}
+		/* A copy still valid here is the latest data: every write since
+		 * our grant invalidated us first (read grants are not
+		 * acknowledged, so only we know we hold it). */
+		*keep = st != DSM_INVALID;
+		if (!*keep && supplier >= 0 && supplier != d->cfg.node_id && !may_wait) {
+			rc = -EAGAIN; /* a body to pull, on a thread that must not */
 			break;
 		}
 		rc = claim_locked(d, page);
@@ -245,6 +264,11 @@ static void install_end(struct dsm *d, uint64_t page, int slot, bool ok, uint8_t
 		atomic_store_explicit(&d->version[page], version, memory_order_relaxed);
 		atomic_store_explicit(&d->state[page], state, memory_order_release);
 		dsm_pending_granted_locked(d, page, state);
+	} else if (ok) {
+		/* A read grant is not waited for, so the next write may
+		 * invalidate us while we pull: the body may be torn. */
+		DSM_INC(d, grants_overtaken);
+		dsm_pending_overtaken_locked(d, page);
 	}
 	d->claim_used[slot] = false;
 	pthread_cond_broadcast(&d->fault_cv);
@@ -254,7 +278,9 @@ static void install_end(struct dsm *d, uint64_t page, int slot, bool ok, uint8_t
 int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
 		      int supplier, bool may_wait)
 {
-	int slot = 0, rc = install_claim(d, page, version, may_wait, &slot);
+	int slot = 0;
+	bool keep = false;
+	int rc = install_claim(d, page, version, state, supplier, may_wait, &slot, &keep);
 
 	if (rc == 1 || rc == -EINPROGRESS) {
 		DSM_INC(d, grants_dup);
@@ -262,7 +288,7 @@ int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t s
 	}
 	if (rc)
 		return rc;
-	rc = install_body(d, page, supplier);
+	rc = install_body(d, page, keep ? d->cfg.node_id : supplier);
 	if (rc == 0)
 		DSM_INC(d, grants);
 	install_end(d, page, slot, rc == 0, (uint8_t)state, version);
@@ -333,6 +359,7 @@ int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want)
 	int home = dsm_home_node(d, page);
 	DsmReq m = DSM_REQ__INIT;
 	uint8_t buf[DSM_MSG_MAX];
+	bool has_copy = atomic_load(&d->state[page]) != DSM_INVALID;
 
 	DSM_INC(d, req_sent);
 	if (home == d->cfg.node_id) {
@@ -343,12 +370,14 @@ int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want)
 		j->src = d->cfg.node_id;
 		j->page = page;
 		j->want = want;
+		j->flag = has_copy;
 		dsm_home_enqueue(d, j);
 		return 0;
 	}
 	m.page = page;
 	m.want = want;
 	m.version = atomic_load(&d->version[page]);
+	m.has_copy = has_copy;
 	return tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&m, buf));
 }
 
@@ -377,6 +406,13 @@ static void send_sub(struct dsm *d, uint64_t page, bool on)
 	 * but accuracy.  A round trip here would make every INV queued behind
 	 * it on this agent wait for the home's answer. */
 	tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_SUB, buf, dsm_sub__pack(&m, buf));
+}
+
+void dsm_agent_ack_grant(struct dsm *d, int dst, uint64_t page, uint32_t version,
+			 uint32_t state)
+{
+	if (state == DSM_MODIFIED)
+		dsm_agent_send_ack(d, dst, page, version);
 }
 
 void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version)
@@ -409,7 +445,7 @@ void *dsm_agent_main(void *arg)
 			break;
 		case JOB_GRANT:
 			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
-				dsm_agent_send_ack(d, j->src, j->page, j->version);
+				dsm_agent_ack_grant(d, j->src, j->page, j->version, j->want);
 			break;
 		case JOB_SUB_OUT:
 			send_sub(d, j->page, j->flag);
@@ -472,6 +508,7 @@ static void on_req(void *arg, const struct tp_msg *m)
 		bad(d, m, "request for neither read nor write");
 	else if (page_ok(d, m, r->page, true) && (j = job_new(d, m, JOB_REQ, r->page))) {
 		j->want = r->want;
+		j->flag = r->has_copy;
 		dsm_home_enqueue(d, j);
 		tp_handed_off(d->cfg.tp);
 	}
@@ -536,11 +573,36 @@ static void on_inv(void *arg, const struct tp_msg *m)
 	dsm_inv__free_unpacked(r, NULL);
 }
 
+/*
+ * A grant with no body to pull (zero page, or our own copy: upgrades and
+ * repeated read grants) is installed right here, since nothing in it
+ * blocks; per page the home orders grants and invalidations, and versions
+ * make a stale job still queued for the agent harmless.  One with a body
+ * goes to the thread waiting for the page, which pulls it itself
+ * (tp_rma_read must not run here); to the agent only when nobody waits (a
+ * stale or duplicate grant).
+ */
+static void grant_here_or_handoff(struct dsm *d, const struct tp_msg *m, const DsmGrant *r)
+{
+	int rc = dsm_agent_install(d, r->page, r->version, r->state, r->supplier, false);
+	struct dsm_job *j;
+
+	if (rc == 0) {
+		dsm_agent_ack_grant(d, m->src, r->page, r->version, r->state);
+	} else if (rc == -EAGAIN && (j = job_new(d, m, JOB_GRANT, r->page))) {
+		j->version = r->version;
+		j->want = r->state;
+		j->supplier = r->supplier;
+		if (!dsm_grant_handoff(d, j))
+			dsm_queue_push(&d->agentq, j);
+	}
+	tp_handed_off(d->cfg.tp); /* the waiter wakes, or pulls */
+}
+
 static void on_grant(void *arg, const struct tp_msg *m)
 {
 	struct dsm *d = arg;
 	DsmGrant *r = dsm_grant__unpack(NULL, m->len, m->payload);
-	struct dsm_job *j;
 
 	if (!r) {
 		bad(d, m, "undecodable grant");
@@ -553,26 +615,8 @@ static void on_grant(void *arg, const struct tp_msg *m)
 			bad(d, m, "grant of an unknown state");
 		else if (r->supplier != -1 && !dsm_is_member(d, r->supplier))
 			bad(d, m, "grant names a supplier that is not a member");
-		else if (r->supplier == -1 || r->supplier == d->cfg.node_id) {
-			/* No body to pull: nothing here blocks, so install at once
-			 * (one thread hop less on upgrades and zero pages).  Per page
-			 * the home orders grants and invalidations, and versions make
-			 * a stale job still queued for the agent harmless. */
-			if (dsm_agent_install(d, r->page, r->version, r->state, r->supplier,
-					      false) == 0)
-				dsm_agent_send_ack(d, m->src, r->page, r->version);
-			tp_handed_off(d->cfg.tp); /* the waiter wakes */
-		} else if ((j = job_new(d, m, JOB_GRANT, r->page))) {
-			/* A body to pull: the thread waiting for the page pulls it
-			 * itself (tp_rma_read must not run here); the agent only
-			 * when nobody waits (a stale or duplicate grant). */
-			j->version = r->version;
-			j->want = r->state;
-			j->supplier = r->supplier;
-			if (!dsm_grant_handoff(d, j))
-				dsm_queue_push(&d->agentq, j);
-			tp_handed_off(d->cfg.tp);
-		}
+		else
+			grant_here_or_handoff(d, m, r);
 	}
 	dsm_grant__free_unpacked(r, NULL);
 }

@@ -3,15 +3,31 @@
  * home worker that runs their transactions one at a time.
  *
  * A transaction (one request for one page) is: decide from the directory
- * whether it is already satisfied (a duplicate or stale request: skipped,
- * which is what makes fire-and-forget requests idempotent), invalidate or
- * downgrade the other copies and wait for each acknowledgement, grant the
- * requester and wait for its acknowledgement (sent after it installed the
- * page, body included), then update the directory.  Because the home holds
- * the page until the grant is acknowledged, no other transaction on the
- * page can overlap it: the supplier's RAM cannot change while the requester
- * pulls the body, and an invalidation can never overtake the grant it
- * follows.  Every message the home waits for carries the new version, so
+ * and the request whether it is already satisfied (a duplicate or stale
+ * request: skipped, which is what makes fire-and-forget requests
+ * idempotent), invalidate or downgrade the other copies and wait for each
+ * acknowledgement, then grant the requester.
+ *
+ * A write grant is waited for (acknowledged after the requester installed
+ * the page, body included) before the directory names the new owner: no
+ * other transaction on the page can overlap it, so the old owner's RAM
+ * cannot change while the requester pulls the body, and the new owner
+ * holds the page Modified before anyone learns it is the owner.
+ *
+ * A read grant is not waited for: the directory adds the requester to the
+ * copyset when the grant leaves, and the next transaction may start at
+ * once.  That is safe because every later change of the supplier's RAM
+ * comes from a write transaction, which first invalidates every copyset
+ * member, the reader included, and waits for its acknowledgement; the
+ * invalidation's newer version makes the reader discard a body pulled
+ * meanwhile (dsm_agent.c install_end).  What the home gives up is knowing
+ * that a copyset member holds a copy: its grant may have been lost or
+ * overtaken.  So a read request says whether the requester holds a copy
+ * (has_copy), and one that does not is granted again even from a copyset
+ * member; a write grant names the owner as supplier and the requester
+ * keeps its own copy when it holds one.
+ *
+ * Every message the home waits for carries the new version, so
  * retransmitted and duplicated messages are recognised at the receiver.
  *
  * Each page's directory entry is touched only by its home worker
@@ -40,6 +56,7 @@ void dsm_home_enqueue(struct dsm *d, struct dsm_job *j)
 	for (struct dsm_job *o = q->head; o; o = o->next) {
 		if (o->kind == JOB_REQ && o->src == j->src && o->page == j->page &&
 		    o->want >= j->want) {
+			o->flag = j->flag; /* has_copy: the newer word counts */
 			pthread_mutex_unlock(&q->mu);
 			DSM_INC(d, home_dup_req);
 			free(j);
@@ -205,6 +222,7 @@ static int send_invs(struct dsm_home_worker *w, uint64_t nodes, uint64_t page, u
 	return remote ? home_call(w, remote, DSM_MSG_TYPE__DSM_MSG_INV, msgs, page, v, failed) : 0;
 }
 
+/* A write grant waits for its acknowledgement; a read grant does not. */
 static int send_grant(struct dsm_home_worker *w, int node, uint64_t page, uint32_t v,
 		      uint32_t state, int supplier)
 {
@@ -221,6 +239,9 @@ static int send_grant(struct dsm_home_worker *w, int node, uint64_t page, uint32
 	m.state = state;
 	m.supplier = supplier;
 	msgs[node].len = dsm_grant__pack(&m, msgs[node].buf);
+	if (state == DSM_SHARED)
+		return tp_send(d->cfg.tp, node, DSM_MSG_TYPE__DSM_MSG_GRANT, msgs[node].buf,
+			       msgs[node].len);
 	return home_call(w, 1ull << node, DSM_MSG_TYPE__DSM_MSG_GRANT, msgs, page, v, &failed);
 }
 
@@ -249,16 +270,17 @@ static void txn_read(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t page
 			return;
 		}
 	}
+	/* The directory first: the grant is not waited for, and the reader
+	 * must be in the copyset before it can hold the copy (a later write
+	 * invalidates it even if the grant is still on its way). */
 	e->excl = 0;
-	rc = send_grant(w, src, page, v, DSM_SHARED, owner);
 	e->version = v;
-	if (rc) {
-		txn_failed(page, "grant to", src, rc);
-		return;
-	}
 	e->copyset |= 1ull << src;
-	if (owner < 0)
+	if (owner < 0) /* a zero page: every node's RAM holds its zeros */
 		e->owner = (uint8_t)(src + 1);
+	rc = send_grant(w, src, page, v, DSM_SHARED, owner);
+	if (rc) /* the requester retransmits; has_copy brings it a new grant */
+		txn_failed(page, "grant to", src, rc);
 }
 
 static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t page, int src,
@@ -266,7 +288,6 @@ static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t pag
 {
 	int owner = e->owner ? e->owner - 1 : -1;
 	uint64_t subs = atomic_load(&e->subs), bit = 1ull << src, failed = 0;
-	bool has = e->copyset & bit;
 	int rc;
 
 	rc = send_invs(w, e->copyset & ~bit, page, v, false, subs, &failed);
@@ -276,7 +297,10 @@ static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t pag
 	e->copyset &= bit;
 	e->excl = 0;
 	e->version = v;
-	rc = send_grant(w, src, page, v, DSM_MODIFIED, has ? src : owner);
+	/* The owner's RAM holds the latest data.  A requester holding a valid
+	 * copy keeps its own instead (dsm_agent_install): only it knows
+	 * whether its read grant arrived. */
+	rc = send_grant(w, src, page, v, DSM_MODIFIED, owner);
 	if (rc) {
 		/* The old owner's RAM still holds the latest data: keep it as
 		 * supplier so the page is not lost with the requester. */
@@ -291,19 +315,27 @@ static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t pag
 	e->excl = 1;
 }
 
+/* A retransmission or a stale duplicate: a reader that says it holds a
+ * copy, or a request of the exclusive owner (whose Modified grant was
+ * acknowledged, so it holds the page). */
+static bool already_satisfied(const struct dsm_dir *e, const struct dsm_job *j)
+{
+	bool excl_owner = e->excl && e->owner == j->src + 1;
+
+	return excl_owner || (j->want == DSM_R && j->flag);
+}
+
 static void home_txn(struct dsm_home_worker *w, const struct dsm_job *j)
 {
 	struct dsm *d = w->d;
 	struct dsm_dir *e = &d->dir[dsm_dir_slot(d, j->page)];
-	uint64_t bit = 1ull << j->src;
-	int owner = e->owner ? e->owner - 1 : -1;
 
-	/* Already satisfied: a retransmission or a stale duplicate. */
-	if ((j->want == DSM_R && (e->copyset & bit)) ||
-	    (j->want == DSM_W && owner == j->src && e->excl)) {
+	if (already_satisfied(e, j)) {
 		DSM_INC(d, home_skipped);
 		return;
 	}
+	if (j->want == DSM_R && (e->copyset >> j->src & 1))
+		DSM_INC(d, home_regrants); /* its grant was lost or overtaken */
 	DSM_INC(d, home_txns);
 	__atomic_store_n(&e->requests, e->requests + 1, __ATOMIC_RELAXED);
 	if (j->want == DSM_W)

@@ -197,6 +197,9 @@ bool dsm_is_member(const struct dsm *d, int node);
 bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j);
 /* d->lock held: a grant of `state` for page was just installed. */
 void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state);
+/* d->lock held: a grant for page was not installed because an
+ * invalidation came first: a waiter asks again now, not after retx_ns. */
+void dsm_pending_overtaken_locked(struct dsm *d, uint64_t page);
 /* d->lock held: before page is revoked, wait (at most hold_ns) until a
  * waiter saw the grant it is waiting for; marks the grant lost if none did. */
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade);
@@ -222,11 +225,16 @@ void dsm_agent_revoke(struct dsm *d, uint64_t page, uint32_t version, bool downg
 /* 0: installed or a duplicate of an installed grant (acknowledge it);
  * -EINPROGRESS: the same page is being installed by another thread, which
  * will acknowledge (drop this copy); other errors: not installed.
- * may_wait = false (progress thread): never blocks except for the RMA. */
+ * may_wait = false (a handler): never blocks, and returns -EAGAIN instead
+ * of pulling a body. */
 int dsm_agent_install(struct dsm *d, uint64_t page, uint32_t version, uint32_t state,
 		      int supplier, bool may_wait);
 /* Sends ACK{page, version} to node dst (the home that asked). */
 void dsm_agent_send_ack(struct dsm *d, int dst, uint64_t page, uint32_t version);
+/* The same for an installed grant of `state`: only a Modified grant is
+ * acknowledged (the home waits for no read grant, dsm_home.c). */
+void dsm_agent_ack_grant(struct dsm *d, int dst, uint64_t page, uint32_t version,
+			 uint32_t state);
 /* Sends a REQ to the page's home (or queues it locally). */
 int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want);
 
