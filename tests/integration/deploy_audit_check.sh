@@ -72,12 +72,19 @@ bad excl_without_modified modified n2 's/^D 4 2 0 2 2$/D 4 2 1 2 2/'
 bad modified_and_shared exclusive n3 '' 'L 0 S 5 1'
 bad modified_twice exclusive n2 '' 'L 3 M 7 1'
 bad copy_not_in_copyset copyset n2 's/^D 1 3 0 1,3 4$/D 1 3 0 3 4/'
-bad copyset_stale copyset n2 's/^D 1 3 0 1,3 4$/D 1 3 0 1,2,3 4/'
 bad copy_newer_than_directory version n1 's/^L 1 S 3 2$/L 1 S 9 2/'
 bad modified_version version n2 's/^L 0 M 5 1$/L 0 M 4 1/'
 bad busy busy n2 's/busy=0$/busy=1 why=home-txn:4/'
 bad truncated format n3 '/^end$/d'
 bad garbage format n1 's/^L 3 M 7 1$/L 3 X 7 1/'
+# a copyset member without a copy: a read grant that was lost (they are not
+# acknowledged) is counted, not a violation
+mk "$T/extra"
+sed -i 's/^D 1 3 0 1,3 4$/D 1 3 0 1,2,3 4/' "$T/extra/n2"
+"$CHECK" --expect-nodes 3 "$T"/extra/n* >"$T/extra.json" 2>"$T/extra.err" ||
+	fail "a copyset member without a copy was refused: $(cat "$T/extra.json" "$T/extra.err")"
+grep -q '"copyset_extra": 1, "ok": true' "$T/extra.json" || fail "copyset_extra: $(cat "$T/extra.json")"
+grep -q '"copyset_extra": 0, "ok": true' "$T/ok.json" || fail "clean copyset_extra: $(cat "$T/ok.json")"
 # a node's dump missing entirely
 mk "$T/missing"
 if "$CHECK" --expect-nodes 3 "$T"/missing/n1 "$T"/missing/n2 >"$T/m.json" 2>/dev/null; then
