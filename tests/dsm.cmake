@@ -10,7 +10,7 @@ endif()
 
 # The spin model (dsm/model/dsm.pml): 3 nodes, 2 pages.  Exhaustive runs:
 # lossless with a requester on every node (~5 s), and one lost plus one
-# duplicated message anywhere with requesters on two nodes (~15 s, ~0.7 GB).
+# duplicated message anywhere with requesters on two nodes (~70 s, ~2.1 GB).
 add_test(NAME model.dsm_3req COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/dsm_model.sh
   ${CMAKE_SOURCE_DIR}/dsm/model/dsm.pml -DOPS=1 -DNREQ=3 -DMAXLOSS=0 -DMAXDUP=0)
 add_test(NAME model.dsm_lossy COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/integration/dsm_model.sh

@@ -562,6 +562,107 @@ static void send_payload(int from, int to, uint32_t type, const void *p, size_t 
 	assert_int_equal(tp_send(N[from].tp, to, type, p, len), 0);
 }
 
+/* A reader on its own thread (the faulting vCPU of these tests). */
+struct reader {
+	struct tnode *n;
+	uint64_t gpa, v;
+	_Atomic bool done;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	r->v = t_load(r->n, r->gpa);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+/* Waits (at most 5 s) until node n's home has sent more than `than` grants. */
+static void wait_grant_sent(int n, uint64_t than)
+{
+	struct dsm_stats s;
+	for (int i = 0; i < 5000; i++) {
+		dsm_stats(N[n].dsm, &s);
+		if (s.grant_sent > than)
+			return;
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	fail_msg("node %d sent no grant", n);
+}
+
+static void join_reader(struct reader *r, pthread_t th)
+{
+	for (int i = 0; i < 5000 && !atomic_load(&r->done); i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(atomic_load(&r->done)); /* else: a read that never ends */
+	pthread_join(th, NULL);
+}
+
+/*
+ * Read grants are not acknowledged, so the home cannot know that one was
+ * lost: it added the reader to the copyset when the grant left.  The
+ * reader's retransmitted request says it holds no copy (has_copy), and the
+ * home grants it again instead of skipping it as satisfied.
+ */
+static void lost_read_grant_is_granted_again(void **state)
+{
+	uint64_t g = gpa_of(46, 0);
+	struct tp_fault cut = {.cut = true}, none = {0};
+	struct reader r = {.n = &N[2], .gpa = g};
+	struct dsm_stats h0, h1;
+	pthread_t th;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, g), 1);
+	t_add(&N[0], g, 46); /* owner node 0, Modified */
+	dsm_stats(N[1].dsm, &h0);
+	assert_int_equal(tp_fault_set(N[1].tp, 2, &cut), 0); /* home -> reader lost */
+	pthread_create(&th, NULL, reader_main, &r);
+	wait_grant_sent(1, h0.grant_sent);
+	struct timespec ts = {0, 50000000}; /* the reader asks again meanwhile */
+	nanosleep(&ts, NULL);
+	assert_false(atomic_load(&r.done));
+	assert_int_equal(tp_fault_set(N[1].tp, 2, &none), 0);
+	join_reader(&r, th);
+	dsm_stats(N[1].dsm, &h1);
+	assert_int_equal(r.v, 46);
+	assert_true(h1.home_regrants > h0.home_regrants);
+}
+
+/*
+ * A read grant is not waited for, so the next write's invalidation may
+ * overtake it (here: the transport holds the grant back and sends the INV
+ * first).  The reader must discard the grant, whose body may be torn or
+ * stale, ask again at once (req_lost), and read the write's value.  With a
+ * home that waited for the read grant's ACK the write would wait for the
+ * read instead, and the read would return the old value.
+ */
+static void overtaken_read_grant_is_discarded(void **state)
+{
+	uint64_t g = gpa_of(49, 0);
+	struct tp_fault reorder = {.reorder = true}, none = {0};
+	struct reader r = {.n = &N[2], .gpa = g};
+	struct dsm_stats h0, a0, a1;
+	pthread_t th;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, g), 1);
+	t_add(&N[0], g, 1);
+	dsm_stats(N[1].dsm, &h0);
+	dsm_stats(N[2].dsm, &a0);
+	assert_int_equal(tp_fault_set(N[1].tp, 2, &reorder), 0);
+	pthread_create(&th, NULL, reader_main, &r);
+	wait_grant_sent(1, h0.grant_sent); /* held back by the transport */
+	t_add(&N[0], g, 1);                /* its INV to node 2 goes first */
+	join_reader(&r, th);
+	assert_int_equal(tp_fault_set(N[1].tp, 2, &none), 0);
+	dsm_stats(N[2].dsm, &a1);
+	assert_int_equal(r.v, 2);
+	assert_true(a1.req_lost > a0.req_lost);
+	assert_true(a1.grants_dup + a1.grants_overtaken > a0.grants_dup + a0.grants_overtaken);
+}
+
 /* Garbage, out-of-range and misdirected messages: dropped, counted, and
  * the VM goes on. */
 static void bad_messages(void **state)
@@ -867,6 +968,8 @@ int main(void)
 		cmocka_unit_test(bad_messages),
 		cmocka_unit_test(hot_pages),
 		cmocka_unit_test(grant_hold),
+		cmocka_unit_test(lost_read_grant_is_granted_again),
+		cmocka_unit_test(overtaken_read_grant_is_discarded),
 		cmocka_unit_test(late_messages),
 		cmocka_unit_test(sparse_64g),
 	};
