@@ -170,6 +170,7 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 		w->d = d;
 		pthread_cond_init(&w->ack_cv, &ca);
 		pthread_mutex_init(&w->ack_mu, NULL);
+		pthread_mutex_init(&w->txn_mu, NULL);
 		dsm_queue_init(&w->q);
 		w->spin_ack.budget_ns = w->spin_req.budget_ns = d->spin_fault.budget_ns;
 	}
@@ -241,6 +242,7 @@ void dsm_destroy(struct dsm *d)
 		dsm_queue_destroy(&d->home[i].q);
 		pthread_cond_destroy(&d->home[i].ack_cv);
 		pthread_mutex_destroy(&d->home[i].ack_mu);
+		pthread_mutex_destroy(&d->home[i].txn_mu);
 	}
 	dsm_queue_destroy(&d->agentq);
 	munmap((void *)d->version, d->local_map_len);
@@ -675,7 +677,7 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
 	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)           \
-	X(home_regrants) X(grants_overtaken)
+	X(home_regrants) X(grants_overtaken) X(home_fast)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

@@ -221,6 +221,8 @@ struct dsm_stats {
 					       * that said it holds no copy */
 	uint64_t grants_overtaken;            /* grants discarded because an invalidation
 					       * with a newer version came first */
+	uint64_t home_fast;                   /* read requests the REQ handler ran itself
+					       * (no downgrade to wait for) */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */

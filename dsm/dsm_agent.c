@@ -70,6 +70,30 @@ struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
 	return j;
 }
 
+bool dsm_queue_wait(struct dsm_queue *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop && !q->head)
+		pthread_cond_wait(&q->cv, &q->mu);
+	bool ok = !q->stop;
+	pthread_mutex_unlock(&q->mu);
+	return ok;
+}
+
+struct dsm_job *dsm_queue_trypop(struct dsm_queue *q)
+{
+	struct dsm_job *j = NULL;
+	pthread_mutex_lock(&q->mu);
+	if (!q->stop && q->head) {
+		j = q->head;
+		__atomic_store_n(&q->head, j->next, __ATOMIC_RELAXED);
+		if (!q->head)
+			q->tail = NULL;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return j;
+}
+
 bool dsm_queue_nonempty(struct dsm_queue *q)
 {
 	return __atomic_load_n(&q->head, __ATOMIC_ACQUIRE) != NULL;
@@ -509,8 +533,14 @@ static void on_req(void *arg, const struct tp_msg *m)
 	else if (page_ok(d, m, r->page, true) && (j = job_new(d, m, JOB_REQ, r->page))) {
 		j->want = r->want;
 		j->flag = r->has_copy;
-		dsm_home_enqueue(d, j);
-		tp_handed_off(d->cfg.tp);
+		if (dsm_home_read_here(d, j)) {
+			/* granted from here: stay on the CQ (spin), the reader's
+			 * RMA read of our RAM may follow */
+			free(j);
+		} else {
+			dsm_home_enqueue(d, j);
+			tp_handed_off(d->cfg.tp);
+		}
 	}
 	dsm_req__free_unpacked(r, NULL);
 }

@@ -115,6 +115,10 @@ struct dsm_home_worker {
 	pthread_t thr;
 	struct dsm_queue q;
 	struct dsm_spin spin_ack, spin_req;
+	/* Held while a transaction of this worker's pages runs: by the worker
+	 * from taking a job off its queue to the transaction's end, or by a
+	 * REQ handler doing a read that waits for nobody (dsm_home_read_here). */
+	pthread_mutex_t txn_mu;
 	pthread_mutex_t ack_mu;
 	pthread_cond_t ack_cv;
 	uint64_t ack_page;
@@ -212,6 +216,10 @@ void dsm_queue_destroy(struct dsm_queue *q);
 void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j);
 /* NULL once stopped. */
 struct dsm_job *dsm_queue_pop(struct dsm_queue *q);
+/* Blocks until a job is queued (true) or the queue is stopped (false). */
+bool dsm_queue_wait(struct dsm_queue *q);
+/* The first job, or NULL (empty or stopped); never blocks. */
+struct dsm_job *dsm_queue_trypop(struct dsm_queue *q);
 void dsm_queue_stop(struct dsm_queue *q);
 /* Lock-free peek (a poller's predicate); the answer may be stale. */
 bool dsm_queue_nonempty(struct dsm_queue *q);
@@ -245,6 +253,9 @@ struct dsm_home_worker *dsm_home_worker_of(struct dsm *d, uint64_t page);
 void dsm_home_ack(struct dsm *d, int src, uint64_t page, uint32_t version);
 /* Queues a request at this node's home worker (dedupes queued duplicates). */
 void dsm_home_enqueue(struct dsm *d, struct dsm_job *j);
+/* REQ handler: runs a remote read request that waits for nobody right
+ * here (true), or leaves it to the worker (false). Never blocks. */
+bool dsm_home_read_here(struct dsm *d, const struct dsm_job *j);
 
 /* Packing helpers: n = packed size or -EMSGSIZE. */
 #define DSM_MSG_MAX 64

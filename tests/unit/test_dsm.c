@@ -663,6 +663,33 @@ static void overtaken_read_grant_is_discarded(void **state)
 	assert_true(a1.grants_dup + a1.grants_overtaken > a0.grants_dup + a0.grants_overtaken);
 }
 
+/*
+ * A read request whose page is not held Modified elsewhere waits for
+ * nobody, so the REQ handler runs it (home_fast) instead of the home
+ * worker; one that needs a downgrade still goes to the worker.
+ */
+static void read_without_downgrade_runs_in_handler(void **state)
+{
+	uint64_t g = gpa_of(52, 0);
+	struct dsm_stats h0, h1, h2;
+	bool fast = false;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, g), 1);
+	/* a few rounds: a request of another page queued at the same worker
+	 * at that moment (a stray retransmission) rightly sends it there */
+	for (uint64_t round = 1; round <= 5 && !fast; round++) {
+		t_add(&N[1], g, 1); /* the home writes: Modified there */
+		dsm_stats(N[1].dsm, &h0);
+		assert_int_equal(t_load(&N[0], g), round); /* a downgrade at the home */
+		dsm_stats(N[1].dsm, &h1);
+		assert_int_equal(h1.home_fast, h0.home_fast);
+		assert_int_equal(t_load(&N[2], g), round); /* Shared: no downgrade */
+		dsm_stats(N[1].dsm, &h2);
+		fast = h2.home_fast == h1.home_fast + 1;
+	}
+	assert_true(fast);
+}
+
 /* Garbage, out-of-range and misdirected messages: dropped, counted, and
  * the VM goes on. */
 static void bad_messages(void **state)
@@ -969,6 +996,7 @@ int main(void)
 		cmocka_unit_test(hot_pages),
 		cmocka_unit_test(grant_hold),
 		cmocka_unit_test(lost_read_grant_is_granted_again),
+		cmocka_unit_test(read_without_downgrade_runs_in_handler),
 		cmocka_unit_test(overtaken_read_grant_is_discarded),
 		cmocka_unit_test(late_messages),
 		cmocka_unit_test(sparse_64g),
