@@ -371,6 +371,12 @@ void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state)
 	}
 }
 
+bool dsm_grant_waiting_locked(struct dsm *d, uint64_t page)
+{
+	struct dsm_pending *e = pending_of(d, page);
+	return e && e->grant;
+}
+
 void dsm_pending_overtaken_locked(struct dsm *d, uint64_t page)
 {
 	struct dsm_pending *e = pending_of(d, page);
@@ -677,7 +683,8 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(home_dup_req) X(inv_sent) X(inv_trace_sent) X(inv_silent_sent)                \
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
 	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)           \
-	X(home_regrants) X(grants_overtaken) X(home_fast)
+	X(home_regrants) X(grants_overtaken) X(home_fast)  \
+	X(inv_waited_install)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

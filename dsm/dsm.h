@@ -223,6 +223,7 @@ struct dsm_stats {
 					       * with a newer version came first */
 	uint64_t home_fast;                   /* read requests the REQ handler ran itself
 					       * (no downgrade to wait for) */
+	uint64_t inv_waited_install;          /* INVs that let a grant's install finish first */
 };
 void dsm_stats(struct dsm *d, struct dsm_stats *out);
 /* One JSON object, no trailing newline.  0 or -EIO. */

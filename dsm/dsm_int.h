@@ -201,6 +201,8 @@ bool dsm_is_member(const struct dsm *d, int node);
 bool dsm_grant_handoff(struct dsm *d, struct dsm_job *j);
 /* d->lock held: a grant of `state` for page was just installed. */
 void dsm_pending_granted_locked(struct dsm *d, uint64_t page, uint8_t state);
+/* d->lock held: a grant for page was handed to a waiter not yet taking it. */
+bool dsm_grant_waiting_locked(struct dsm *d, uint64_t page);
 /* d->lock held: a grant for page was not installed because an
  * invalidation came first: a waiter asks again now, not after retx_ns. */
 void dsm_pending_overtaken_locked(struct dsm *d, uint64_t page);
