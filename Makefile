@@ -42,7 +42,8 @@ check-asan: asan
 	cd build-asan && ctest --output-on-failure -j $(JOBS) -L sanitize --timeout 600
 
 check-tsan: tsan
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) -L sanitize --timeout 600
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+		ctest --output-on-failure -j $(JOBS) -L sanitize --timeout 600
 
 check: check-plain check-asan check-tsan
 	@echo "make check: all suites passed"

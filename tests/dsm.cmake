@@ -39,6 +39,11 @@ if(TARGET spanvm_nodelib AND TARGET spanvm_dsm AND EXISTS ${CMAKE_SOURCE_DIR}/no
         LABELS "integration;guest" TIMEOUT 600 SKIP_RETURN_CODE 77
         ENVIRONMENT "SPANVM_PROVIDER=tcp\\;ofi_rxm")
     endforeach()
+    # The DSM's threads under the sanitizers (make check-asan / check-tsan,
+    # label sanitize): the quick guests, with and without faults, a few s.
+    set_tests_properties(multinode.mp_amo multinode.mp_amo.faults multinode.mp_lrsc
+      multinode.mp_lrsc.faults multinode.dsm_falseshare multinode.dsm_falseshare.faults
+      PROPERTIES LABELS "integration;guest;sanitize")
     # Flag ping-pong guests take minutes under reordering (a held-back
     # message waits for the next one on its link): also labelled slow.
     set_tests_properties(multinode.mp_msg.faults multinode.mp_smc.faults PROPERTIES

@@ -57,7 +57,18 @@ struct tp_op {
 	struct fi_context2 fictx; /* must be first: libfabric's context area */
 	enum tp_op_kind kind;
 	struct tp_op *next;       /* free list / deferred queue / held queue link */
+	/* Released by tp_op_posting right before the fi_* call, acquired
+	 * when the completion is handled.  The provider orders the two
+	 * through its own queues, but libfabric is not built for
+	 * ThreadSanitizer: without this edge, a completion handled on
+	 * another thread than the poster looked like a race on the op. */
+	_Atomic unsigned posted;
 };
+
+static inline void tp_op_posting(struct tp_op *op)
+{
+	atomic_fetch_add_explicit(&op->posted, 1, memory_order_release);
+}
 
 /* A message buffer (receive slot, send slot or large send). */
 struct tp_buf {

@@ -130,6 +130,7 @@ static int tx_build(struct tp *tp, int dst, uint32_t type, uint64_t seq, uint64_
 static int tx_post_once(struct tp *tp, struct tp_buf *b, fi_addr_t addr)
 {
 	size_t len = b->len;
+	tp_op_posting(&b->op);
 	ssize_t rc = fi_send(tp->ep, b->data, len, b->desc, addr, &b->op.fictx);
 
 	if (rc == -FI_EAGAIN)
@@ -409,6 +410,7 @@ struct post_recv_arg {
 static ssize_t post_recv(struct tp *tp, void *a)
 {
 	struct tp_buf *b = ((struct post_recv_arg *)a)->b;
+	tp_op_posting(&b->op);
 	return fi_recv(tp->ep, b->data, b->cap, b->desc, FI_ADDR_UNSPEC, &b->op.fictx);
 }
 

@@ -108,6 +108,7 @@ static void handle_entry(struct tp *tp, void *ctx, size_t len, int err, bool pro
 
 	if (!op)
 		return;
+	(void)atomic_load_explicit(&op->posted, memory_order_acquire);
 	switch (op->kind) {
 	case TP_OP_RX: {
 		struct tp_buf *b = (struct tp_buf *)op;

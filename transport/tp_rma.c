@@ -72,6 +72,7 @@ static ssize_t post_rma(struct tp *tp, void *a)
 {
 	struct rma_post *r = a;
 
+	tp_op_posting(&r->op->op);
 	if (r->write) {
 		/* Delivery complete: when tp_rma_write returns, the bytes are in
 		 * the peer's memory, not merely out of ours. */
