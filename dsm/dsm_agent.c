@@ -54,18 +54,25 @@ void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j)
 	pthread_mutex_unlock(&q->mu);
 }
 
+/* q->mu held, q->head not NULL. */
+static struct dsm_job *unlink_head_locked(struct dsm_queue *q)
+{
+	struct dsm_job *j = q->head;
+
+	__atomic_store_n(&q->head, j->next, __ATOMIC_RELAXED);
+	if (!q->head)
+		q->tail = NULL;
+	return j;
+}
+
 struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
 {
 	struct dsm_job *j = NULL;
 	pthread_mutex_lock(&q->mu);
 	while (!q->stop && !q->head)
 		pthread_cond_wait(&q->cv, &q->mu);
-	if (!q->stop) {
-		j = q->head;
-		__atomic_store_n(&q->head, j->next, __ATOMIC_RELAXED);
-		if (!q->head)
-			q->tail = NULL;
-	}
+	if (!q->stop)
+		j = unlink_head_locked(q);
 	pthread_mutex_unlock(&q->mu);
 	return j;
 }
@@ -84,12 +91,8 @@ struct dsm_job *dsm_queue_trypop(struct dsm_queue *q)
 {
 	struct dsm_job *j = NULL;
 	pthread_mutex_lock(&q->mu);
-	if (!q->stop && q->head) {
-		j = q->head;
-		__atomic_store_n(&q->head, j->next, __ATOMIC_RELAXED);
-		if (!q->head)
-			q->tail = NULL;
-	}
+	if (!q->stop && q->head)
+		j = unlink_head_locked(q);
 	pthread_mutex_unlock(&q->mu);
 	return j;
 }
