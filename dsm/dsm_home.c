@@ -302,16 +302,25 @@ static void txn_write(struct dsm_home_worker *w, struct dsm_dir *e, uint64_t pag
 	 * whether its read grant arrived. */
 	rc = send_grant(w, src, page, v, DSM_MODIFIED, owner);
 	if (rc) {
-		/* The requester may have installed the page and stored to it,
-		 * its ACK lost (a partition, then its removal): the old owner's
-		 * copy may be stale.  So the page stays with the requester, and
-		 * is reported lost with it (dsm_audit_lost), rather than handed
-		 * out again from the old owner as if it were current (writes
-		 * lost silently; netns.partition_lease caught it). */
 		txn_failed(page, "grant to", src, rc);
-		e->copyset = bit;
-		e->owner = (uint8_t)(src + 1);
-		e->excl = 1;
+		if (rc == -ENOENT && src != w->d->cfg.node_id) {
+			/* The requester was removed (failed).  It may have
+			 * installed the page and stored to it, its ACK lost in
+			 * the partition before: the old owner's copy may be
+			 * stale.  So the page stays with the requester and is
+			 * reported lost with it (dsm_audit_lost), rather than
+			 * handed out from the old owner as if it were current
+			 * (writes lost silently; netns.partition_lease caught
+			 * it). */
+			e->copyset = bit;
+			e->owner = (uint8_t)(src + 1);
+			e->excl = 1;
+			return;
+		}
+		/* Otherwise (a local install that failed, a send refused for
+		 * a live peer) the requester holds nothing new and asks
+		 * again; the old owner's RAM still holds the latest data. */
+		e->copyset &= ~bit;
 		return;
 	}
 	if (owner >= 0 && owner != src)
