@@ -326,12 +326,7 @@ static struct dsm_pending *pending_find(struct dsm *d, uint64_t page)
 static void wait_a_little(struct dsm *d)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	util_deadline_in(CLOCK_MONOTONIC, 1000000, &ts);
 	pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts);
 }
 
@@ -405,9 +400,10 @@ static bool hold_needed(const struct dsm_pending *e, bool downgrade)
 	return e && e->granted && !(downgrade && !(e->want & DSM_W));
 }
 
-bool dsm_hold_needed_locked(struct dsm *d, uint64_t page, bool downgrade)
+bool dsm_revoke_must_wait_locked(struct dsm *d, uint64_t page, bool downgrade)
 {
-	return hold_needed(pending_of(d, page), downgrade);
+	const struct dsm_pending *e = pending_of(d, page); /* one scan for both */
+	return e && (e->grant || hold_needed(e, downgrade));
 }
 
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade)

@@ -117,14 +117,20 @@ static bool newer(uint32_t v, uint32_t than)
 	return (int32_t)(v - than) > 0;
 }
 
-/* d->lock held: a grant of page is being installed, or was handed to a
- * waiting thread that has not taken it yet. */
-static bool install_pending_locked(struct dsm *d, uint64_t page)
+/* d->lock held: a grant of page is being installed. */
+static bool claimed_locked(const struct dsm *d, uint64_t page)
 {
 	for (int i = 0; i < DSM_CLAIM_MAX; i++)
 		if (d->claim_used[i] && d->claim_page[i] == page)
 			return true;
-	return dsm_grant_waiting_locked(d, page);
+	return false;
+}
+
+/* d->lock held: a grant of page is being installed, or was handed to a
+ * waiting thread that has not taken it yet. */
+static bool install_pending_locked(struct dsm *d, uint64_t page)
+{
+	return claimed_locked(d, page) || dsm_grant_waiting_locked(d, page);
 }
 
 /*
@@ -167,8 +173,8 @@ static int revoke_state(struct dsm *d, uint64_t page, uint32_t version, bool dow
 		if (may_wait) {
 			let_install_end_locked(d, page);
 			dsm_hold_locked(d, page, downgrade); /* a fresh grant's waiter first */
-		} else if (install_pending_locked(d, page) ||
-			   dsm_hold_needed_locked(d, page, downgrade)) {
+		} else if (claimed_locked(d, page) ||
+			   dsm_revoke_must_wait_locked(d, page, downgrade)) {
 			pthread_mutex_unlock(&d->lock);
 			return -EWOULDBLOCK;
 		}
@@ -652,7 +658,13 @@ static void on_inv(void *arg, const struct tp_msg *m)
  */
 static void grant_here_or_handoff(struct dsm *d, const struct tp_msg *m, const DsmGrant *r)
 {
-	int rc = dsm_agent_install(d, r->page, r->version, r->state, r->supplier, false);
+	/* Routing only, lock-free: a body to pull from a peer goes straight to
+	 * the waiter (the usual read fault); install_claim decides under the
+	 * lock for the rest, and the waiter's install decides again. */
+	bool pull = r->supplier >= 0 && r->supplier != d->cfg.node_id &&
+		    atomic_load(&d->state[r->page]) == DSM_INVALID;
+	int rc = pull ? -EAGAIN
+		      : dsm_agent_install(d, r->page, r->version, r->state, r->supplier, false);
 	struct dsm_job *j;
 
 	if (rc == 0) {

@@ -209,8 +209,9 @@ void dsm_pending_overtaken_locked(struct dsm *d, uint64_t page);
 /* d->lock held: before page is revoked, wait (at most hold_ns) until a
  * waiter saw the grant it is waiting for; marks the grant lost if none did. */
 void dsm_hold_locked(struct dsm *d, uint64_t page, bool downgrade);
-/* d->lock held: would dsm_hold_locked wait? */
-bool dsm_hold_needed_locked(struct dsm *d, uint64_t page, bool downgrade);
+/* d->lock held: would dsm_hold_locked wait, or is a grant of the page
+ * handed to a waiter that has not taken it yet? */
+bool dsm_revoke_must_wait_locked(struct dsm *d, uint64_t page, bool downgrade);
 
 /* queues (dsm_agent.c) */
 void dsm_queue_init(struct dsm_queue *q);
