@@ -326,6 +326,7 @@ static struct dsm_pending *pending_find(struct dsm *d, uint64_t page)
 static void wait_a_little(struct dsm *d)
 {
 	struct timespec ts;
+	tp_watch_cq(d->cfg.tp); /* the answer must not wait for a grace's end */
 	util_deadline_in(CLOCK_MONOTONIC, 1000000, &ts);
 	pthread_cond_timedwait(&d->fault_cv, &d->lock, &ts);
 }

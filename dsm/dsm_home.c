@@ -152,6 +152,8 @@ static int home_call(struct dsm_home_worker *w, uint64_t to, uint32_t type,
 		 * handler run) on this thread, and peers' RMA reads of our RAM
 		 * are served meanwhile; sleep only once the budget is used up. */
 		dsm_spin_poll(d, &w->spin_ack, acks_arrived, w);
+		if (atomic_load(&w->ack_wait))
+			tp_watch_cq(d->cfg.tp); /* sleeping: the ACKs need the progress thread */
 		pthread_mutex_lock(&w->ack_mu);
 		while (atomic_load(&w->ack_wait) && !atomic_load(&d->stopping) &&
 		       pthread_cond_timedwait(&w->ack_cv, &w->ack_mu, &ts) == 0)
@@ -407,8 +409,12 @@ void *dsm_home_main(void *arg)
 		/* Right after a transaction the next request often follows (a
 		 * ping-pong, a fault burst): poll the CQ for it ourselves, so its
 		 * handler queues it on this thread, before sleeping on the queue. */
-		if (!dsm_queue_nonempty(&w->q))
+		if (!dsm_queue_nonempty(&w->q)) {
 			dsm_spin_poll(w->d, &w->spin_req, home_has_work, w);
+			/* sleeping: requests need the progress thread on the CQ */
+			if (!dsm_queue_nonempty(&w->q))
+				tp_watch_cq(w->d->cfg.tp);
+		}
 		if (!dsm_queue_wait(&w->q))
 			break;
 		/* txn_mu from before the pop: while a job is queued or running, a

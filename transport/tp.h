@@ -70,6 +70,8 @@ struct tp_cfg {
 	uint64_t spin_ns;      /* busy-poll budget: 0 = env SPANVM_TP_SPIN_NS, else
 				* 2 ms for a waiting caller, 200 us for the progress
 				* thread after traffic; non-zero sets both */
+	uint64_t grace_ns;     /* the progress thread's grace after a hand-off
+				* (tp_handed_off), 0 = 100 us */
 };
 
 /* A received message; valid only during the handler call. */
@@ -109,6 +111,8 @@ struct tp_stats {
 	uint64_t req_retransmits, req_timeouts;
 	uint64_t rma_reads, rma_writes, rma_errors, rma_timeouts;
 	uint64_t fault_dropped, fault_duplicated, fault_reordered, fault_delayed, fault_cut;
+	uint64_t grace_naps;      /* graces after a hand-off (tp_watch_cq) */
+	uint64_t grace_cut;       /* of those, ended early by a thread asking for the CQ */
 };
 
 int tp_create(const struct tp_cfg *cfg, struct tp **out);
@@ -220,6 +224,21 @@ void tp_poll_release(struct tp *tp, bool answered);
  * such hand-off cost the full 200 us spin).  Harmless elsewhere.
  */
 void tp_handed_off(struct tp *tp);
+
+/*
+ * After such a hand-off the progress thread leaves the CQ to this node's
+ * own threads for a grace period (cfg.grace_ns, 100 us) instead of
+ * sleeping on the CQ's wait fd: the woken thread usually polls the CQ
+ * soon (a vCPU faulting again on the page just invalidated, a home worker
+ * waiting for acknowledgements), and with the fd armed its first send's
+ * completion would wake the progress thread, which on a busy host takes
+ * the CPU from that very thread (measured: +7 to +20 us per read fault).
+ * A thread about to sleep until the network brings it something, without
+ * polling, calls tp_watch_cq first: it ends a grace in progress (one
+ * eventfd write) so its answer is not left for the grace's end.  Cheap
+ * when no grace is on (one atomic load).  Any thread.
+ */
+void tp_watch_cq(struct tp *tp);
 
 /*
  * Returns once no handler that started before the call is still running

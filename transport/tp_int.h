@@ -139,6 +139,7 @@ struct tp {
 	char provider[64];
 	uint64_t wait_spin_ns;    /* caller busy-poll budget per wait */
 	uint64_t prog_spin_ns;    /* progress thread spin after traffic */
+	uint64_t grace_ns;        /* off the CQ after a hand-off (tp_watch_cq) */
 
 	struct fi_info *info;
 	struct fid_fabric *fabric;
@@ -180,6 +181,10 @@ struct tp {
 	int epfd;
 	_Atomic int pollers;      /* callers polling the CQ while they wait */
 	_Atomic bool handed_off;  /* a handler woke another thread: skip the spin */
+	/* Until then the progress thread naps off the CQ after a hand-off
+	 * (0: no grace).  Set by the progress thread; tp_watch_cq and any
+	 * eventfd wake-up end it. */
+	_Atomic uint64_t grace_until;
 	uint64_t dispatched;      /* handlers run; written by the dispatching thread only */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cv;   /* sleeping waiters; broadcast on completion */

@@ -269,6 +269,22 @@ void tp_handed_off(struct tp *tp)
 		atomic_store(&tp->handed_off, true);
 }
 
+/* Ends a grace in progress; true if there was one. */
+static bool grace_end(struct tp *tp)
+{
+	if (!atomic_load_explicit(&tp->grace_until, memory_order_relaxed) ||
+	    atomic_exchange(&tp->grace_until, 0) <= util_now_ns())
+		return false;
+	TP_STAT_INC(tp, grace_cut);
+	return true;
+}
+
+void tp_watch_cq(struct tp *tp)
+{
+	if (tp && grace_end(tp))
+		tp_wake_progress(tp);
+}
+
 void tp_poll_hold(struct tp *tp)
 {
 	atomic_fetch_add(&tp->pollers, 1);
@@ -400,6 +416,17 @@ static void drain_eventfd(struct tp *tp)
 		;
 }
 
+/* Sleeps on the eventfd only (not the CQ) for at most nap_ns; an eventfd
+ * wake-up is a thread asking for the CQ to be watched: the grace ends. */
+static void nap(struct tp *tp, uint64_t nap_ns)
+{
+	struct pollfd p = {.fd = tp->evfd, .events = POLLIN};
+	struct timespec ts = {(time_t)(nap_ns / 1000000000ull), (long)(nap_ns % 1000000000ull)};
+
+	if (ppoll(&p, 1, &ts, NULL) > 0)
+		grace_end(tp);
+}
+
 /*
  * Blocks until the CQ or the eventfd has something, or timeout_ms passes.
  * Returns true when the CQ's fd fired (traffic: worth spinning after).
@@ -407,15 +434,20 @@ static void drain_eventfd(struct tp *tp)
 static bool idle_wait(struct tp *tp, int timeout_ms)
 {
 	struct epoll_event ev[2];
+	uint64_t max_ns = (uint64_t)timeout_ms * 1000000ull;
+	uint64_t now = util_now_ns(), grace = atomic_load(&tp->grace_until);
 	bool cq = false;
 
+	if (grace && now >= grace)
+		atomic_store(&tp->grace_until, 0); /* over: only this thread sets it */
 	if (atomic_load(&tp->pollers) > 0) {
 		/* A caller polls the CQ.  It writes the eventfd when it hands over
 		 * a message or goes to sleep; when it simply returns, the nap's
 		 * end (TP_NAP_NS) puts this thread back on the CQ. */
-		struct pollfd p = {.fd = tp->evfd, .events = POLLIN};
-		struct timespec nap = {0, (long)UTIL_MIN((uint64_t)timeout_ms * 1000000ull, TP_NAP_NS)};
-		ppoll(&p, 1, &nap, NULL);
+		nap(tp, UTIL_MIN(max_ns, TP_NAP_NS));
+	} else if (now < grace) {
+		/* Grace after a hand-off (tp_watch_cq): the CQ's fd stays unarmed. */
+		nap(tp, UTIL_MIN(max_ns, grace - now));
 	} else if (tp->cq_fd >= 0) {
 		struct fid *f = &tp->cq->fid;
 		if (fi_trywait(tp->fabric, &f, 1) == FI_SUCCESS) {
@@ -463,8 +495,11 @@ static void *progress_main(void *arg)
 		if (n > 0) {
 			last_active = prev = now;
 			/* a handler woke another thread: let it have the CPU */
-			if (atomic_exchange(&tp->handed_off, false))
+			if (atomic_exchange(&tp->handed_off, false)) {
 				last_active = 0;
+				atomic_store(&tp->grace_until, now + tp->grace_ns);
+				TP_STAT_INC(tp, grace_naps);
+			}
 			continue;
 		}
 		/* A gap since the last pass means we were descheduled: CPUs are

@@ -107,7 +107,8 @@ static inline bool wait_stat(struct tp *tp, size_t off, uint64_t want, int ms)
 	}
 }
 
-static inline int pair_open(struct pair *p, bool inline_progress)
+/* grace_ns: tp_cfg.grace_ns of both (0: the default). */
+static inline int pair_open_grace(struct pair *p, bool inline_progress, uint64_t grace_ns)
 {
 	char addr[2][TP_ADDR_MAX];
 	size_t alen[2];
@@ -116,7 +117,7 @@ static inline int pair_open(struct pair *p, bool inline_progress)
 	memset(p, 0, sizeof(*p));
 	for (int i = 0; i < 2; i++) {
 		struct tp_cfg cfg = {.node_id = i + 1, .bind_addr = "127.0.0.1",
-				     .inline_progress = inline_progress};
+				     .inline_progress = inline_progress, .grace_ns = grace_ns};
 		pthread_mutex_init(&p->log[i].mu, NULL);
 		pthread_cond_init(&p->log[i].cv, NULL);
 		if (tp_create(&cfg, &p->tp[i]))
@@ -138,6 +139,11 @@ static inline int pair_open(struct pair *p, bool inline_progress)
 			return -1;
 	}
 	return 0;
+}
+
+static inline int pair_open(struct pair *p, bool inline_progress)
+{
+	return pair_open_grace(p, inline_progress, 0);
 }
 
 static inline void pair_close(struct pair *p)

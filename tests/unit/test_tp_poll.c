@@ -113,6 +113,66 @@ static void budget_and_errors(void **state)
 	tp_handler_set(P.tp[1], 152, NULL, NULL);
 }
 
+/* ---- the progress thread's grace after a hand-off (tp_watch_cq) ---- */
+
+static struct pair G; /* grace of 10 s: only a cut ends it within a test */
+static _Atomic int handoffs;
+
+static void hand_off(void *arg, const struct tp_msg *m)
+{
+	(void)m;
+	tp_handed_off(arg);
+	atomic_fetch_add(&handoffs, 1);
+}
+
+/* A message to node 2 whose handler hands off; returns once the progress
+ * thread is in the grace that follows (grace_naps reached want). */
+static void start_grace(uint64_t want)
+{
+	int before = atomic_load(&handoffs);
+	assert_int_equal(tp_send(G.tp[0], 2, 160, "h", 1), 0);
+	for (int i = 0; i < 5000 && atomic_load(&handoffs) == before; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&handoffs), before + 1);
+	assert_true(wait_stat(G.tp[1], offsetof(struct tp_stats, grace_naps), want, 5000));
+}
+
+/* After a hand-off the progress thread stays off the CQ: a message sent
+ * then is read only once a thread that is about to wait asks for the CQ
+ * (tp_watch_cq), or once a poller leaves without its answer.  Each of
+ * those ends the grace (grace_cut); with a 10 s grace, the message arriving
+ * within 5 s shows that it did. */
+static void grace_ends_when_a_waiter_needs_the_cq(void **state)
+{
+	(void)state;
+	assert_int_equal(pair_open_grace(&G, false, 10000000000ull), 0);
+	assert_int_equal(tp_handler_set(G.tp[1], 160, hand_off, G.tp[1]), 0);
+	assert_int_equal(tp_handler_set(G.tp[1], 161, rx_log_handler, &G.log[1]), 0);
+
+	start_grace(1);
+	uint32_t v = 7;
+	assert_int_equal(tp_send(G.tp[0], 2, 161, &v, sizeof(v)), 0);
+	tp_watch_cq(G.tp[1]);
+	assert_true(wait_stat(G.tp[1], offsetof(struct tp_stats, grace_cut), 1, 5000));
+	assert_true(rx_log_wait(&G.log[1], 1, 5000));
+
+	start_grace(2);
+	assert_int_equal(tp_send(G.tp[0], 2, 161, &v, sizeof(v)), 0);
+	assert_int_equal(tp_poll_wait(G.tp[1], never, NULL, 1000000), -EAGAIN);
+	assert_true(wait_stat(G.tp[1], offsetof(struct tp_stats, grace_cut), 2, 5000));
+	assert_true(rx_log_wait(&G.log[1], 2, 5000));
+
+	/* No grace on: tp_watch_cq ends nothing. */
+	struct tp_stats st;
+	tp_stats(G.tp[1], &st);
+	tp_watch_cq(G.tp[1]);
+	tp_watch_cq(NULL);
+	struct tp_stats st2;
+	tp_stats(G.tp[1], &st2);
+	assert_int_equal(st2.grace_cut, st.grace_cut);
+	pair_close(&G);
+}
+
 int main(void)
 {
 	/* These tests are about what a poller does, so it must poll: by default
@@ -122,6 +182,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(handlers_on_poller),
 		cmocka_unit_test(budget_and_errors),
+		cmocka_unit_test(grace_ends_when_a_waiter_needs_the_cq),
 	};
 	util_log_set_level(LOG_LEVEL_ERR);
 	return cmocka_run_group_tests(tests, setup, teardown);
