@@ -176,6 +176,7 @@ int dsm_create(const struct dsm_cfg *cfg, struct dsm **out)
 	}
 	pthread_condattr_destroy(&ca);
 	dsm_queue_init(&d->agentq);
+	pthread_mutex_init(&d->subs_out.mu, NULL);
 	*out = d;
 	return 0;
 }
@@ -245,6 +246,7 @@ void dsm_destroy(struct dsm *d)
 		pthread_mutex_destroy(&d->home[i].txn_mu);
 	}
 	dsm_queue_destroy(&d->agentq);
+	dsm_sub_outbox_destroy(d);
 	munmap((void *)d->version, d->local_map_len);
 	munmap(d->dir, d->dir_map_len);
 	pthread_cond_destroy(&d->fault_cv);
@@ -656,18 +658,10 @@ int dsm_read(struct dsm *d, uint64_t gpa, void *buf, size_t len)
 int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 {
 	uint64_t page;
-	struct dsm_job *j;
 
 	if (!d || page_of(d, gpa, &page))
 		return -EFAULT;
-	if (!(j = calloc(1, sizeof(*j))))
-		return -ENOMEM;
-	j->kind = JOB_SUB_OUT;
-	j->src = d->cfg.node_id;
-	j->page = page;
-	j->flag = on;
-	dsm_queue_push(&d->agentq, j);
-	return 0;
+	return dsm_sub_queue(d, page, on);
 }
 
 #define DSM_HOT_JSON 10 /* hot pages in the stats JSON */
@@ -681,7 +675,7 @@ int dsm_trace_sub(struct dsm *d, uint64_t gpa, bool on)
 	X(downgrade_sent) X(grant_sent) X(msg_retries) X(sub_updates) X(rx_bad)          \
 	X(hold_waits) X(hold_expired) X(req_lost) X(body_retries) X(inv_fast)           \
 	X(home_regrants) X(grants_overtaken) X(home_fast)  \
-	X(inv_waited_install)
+	X(inv_waited_install) X(sub_msgs)
 
 void dsm_stats(struct dsm *d, struct dsm_stats *out)
 {

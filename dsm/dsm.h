@@ -202,7 +202,8 @@ struct dsm_stats {
 	uint64_t revoke_interrupts;           /* local users interrupted by revocations */
 	uint64_t trace_notified;              /* revocations flagged as trace events */
 	uint64_t unflagged_interrupts;            /* users interrupted by an unflagged revocation */
-	uint64_t sub_sent;
+	uint64_t sub_sent;                    /* subscriber updates sent (after merging) */
+	uint64_t sub_msgs;                    /* ... in this many messages (dsm_sub.c) */
 	/* home side */
 	uint64_t home_txns, home_skipped, home_dup_req;
 	uint64_t inv_sent, inv_trace_sent, inv_silent_sent, downgrade_sent;

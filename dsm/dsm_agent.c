@@ -77,6 +77,22 @@ struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
 	return j;
 }
 
+struct dsm_job *dsm_queue_pop_until(struct dsm_queue *q, uint64_t deadline_ns, bool *stopped)
+{
+	struct dsm_job *j = NULL;
+	pthread_mutex_lock(&q->mu);
+	for (uint64_t now; !q->stop && !q->head && (now = util_now_ns()) < deadline_ns;) {
+		struct timespec ts;
+		util_deadline_in(CLOCK_REALTIME, deadline_ns - now, &ts);
+		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+	}
+	*stopped = q->stop;
+	if (!q->stop && q->head)
+		j = unlink_head_locked(q);
+	pthread_mutex_unlock(&q->mu);
+	return j;
+}
+
 bool dsm_queue_wait(struct dsm_queue *q)
 {
 	pthread_mutex_lock(&q->mu);
@@ -449,33 +465,6 @@ int dsm_agent_send_req(struct dsm *d, uint64_t page, unsigned want)
 	return tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_REQ, buf, dsm_req__pack(&m, buf));
 }
 
-static void send_sub(struct dsm *d, uint64_t page, bool on)
-{
-	int home = dsm_home_node(d, page);
-	DsmSub m = DSM_SUB__INIT;
-	uint8_t buf[DSM_MSG_MAX];
-
-	DSM_INC(d, sub_sent);
-	if (home == d->cfg.node_id) {
-		struct dsm_dir *e = &d->dir[dsm_dir_slot(d, page)];
-		uint64_t bit = 1ull << d->cfg.node_id;
-		if (on)
-			atomic_fetch_or(&e->subs, bit);
-		else
-			atomic_fetch_and(&e->subs, ~bit);
-		DSM_INC(d, sub_updates);
-		return;
-	}
-	m.page = page;
-	m.on = on;
-	/* Fire-and-forget: the home's subscriber-node set only decides the
-	 * INV's trace flag, a statistic (every revocation is a trace event on
-	 * the receiving node anyway), so a lost or reordered SUB costs nothing
-	 * but accuracy.  A round trip here would make every INV queued behind
-	 * it on this agent wait for the home's answer. */
-	tp_send(d->cfg.tp, home, DSM_MSG_TYPE__DSM_MSG_SUB, buf, dsm_sub__pack(&m, buf));
-}
-
 void dsm_agent_ack_grant(struct dsm *d, int dst, uint64_t page, uint32_t version,
 			 uint32_t state)
 {
@@ -499,7 +488,20 @@ void *dsm_agent_main(void *arg)
 	struct dsm_job *j;
 
 	util_log_set_thread("dsm-agent");
-	while ((j = dsm_queue_pop(&d->agentq))) {
+	for (;;) {
+		/* subscriber updates leave once their delay is over (dsm_sub.c) */
+		uint64_t due = dsm_sub_due(d);
+		bool stopped = false;
+		if (due && due <= util_now_ns()) {
+			dsm_sub_flush(d);
+			due = 0;
+		}
+		j = due ? dsm_queue_pop_until(&d->agentq, due, &stopped) : dsm_queue_pop(&d->agentq);
+		if (!j) {
+			if (!due || stopped)
+				break;
+			continue;
+		}
 		switch (j->kind) {
 		case JOB_INV:
 			dsm_agent_revoke(d, j->page, j->version, j->flag, j->trace);
@@ -515,8 +517,7 @@ void *dsm_agent_main(void *arg)
 			if (dsm_agent_install(d, j->page, j->version, j->want, j->supplier, true) == 0)
 				dsm_agent_ack_grant(d, j->src, j->page, j->version, j->want);
 			break;
-		case JOB_SUB_OUT:
-			send_sub(d, j->page, j->flag);
+		case JOB_SUB_OUT: /* the outbox's first update: the loop above now has a due time */
 			break;
 		default:
 			break;
@@ -725,15 +726,19 @@ static void on_sub(void *arg, const struct tp_msg *m)
 		bad(d, m, "undecodable subscriber update");
 		return;
 	}
-	if (page_ok(d, m, r->page, true)) {
-		struct dsm_dir *e = &d->dir[dsm_dir_slot(d, r->page)];
-		uint64_t bit = 1ull << m->src;
-		/* Idempotent: setting or clearing a bit twice is harmless. */
-		if (r->on)
-			atomic_fetch_or(&e->subs, bit);
-		else
-			atomic_fetch_and(&e->subs, ~bit);
-		DSM_INC(d, sub_updates);
+	if (r->n_pages_on || r->n_pages_off) {
+		/* a batch (dsm_sub.c): all of it or nothing */
+		bool ok = true;
+		for (size_t i = 0; ok && i < r->n_pages_on; i++)
+			ok = page_ok(d, m, r->pages_on[i], true);
+		for (size_t i = 0; ok && i < r->n_pages_off; i++)
+			ok = page_ok(d, m, r->pages_off[i], true);
+		for (size_t i = 0; ok && i < r->n_pages_on; i++)
+			dsm_sub_set(d, r->pages_on[i], m->src, true);
+		for (size_t i = 0; ok && i < r->n_pages_off; i++)
+			dsm_sub_set(d, r->pages_off[i], m->src, false);
+	} else if (page_ok(d, m, r->page, true)) {
+		dsm_sub_set(d, r->page, m->src, r->on);
 	}
 	dsm_sub__free_unpacked(r, NULL);
 }

@@ -128,6 +128,23 @@ struct dsm_home_worker {
 				    * read without ack_mu by tp_poll_wait) */
 };
 
+/* Subscriber updates waiting for the agent's flush (dsm_sub.c). */
+struct dsm_sub_update {
+	uint64_t page;
+	size_t seq; /* order of the calls: the last one of a page wins */
+	bool on;
+};
+
+struct dsm_sub_outbox {
+	pthread_mutex_t mu;
+	struct dsm_sub_update *v;
+	size_t n, cap;
+	uint64_t first_ns;  /* when the oldest update in v came */
+	bool woken;         /* a JOB_SUB_OUT went to the agent for these */
+	uint8_t *told;      /* per page, bit: the home was last told "on" (agent only) */
+	size_t told_len;
+};
+
 struct dsm {
 	struct dsm_cfg cfg;
 	int nodes[DSM_MAX_NODES];
@@ -165,6 +182,7 @@ struct dsm {
 	struct dsm_home_worker home[DSM_HOME_WORKERS_MAX];
 	unsigned nhome;            /* home workers running (DSM_HOME_WORKERS, env) */
 	struct dsm_queue agentq;
+	struct dsm_sub_outbox subs_out;
 	/* INV jobs queued or running at the agent: the handler's fast path
 	 * only runs while none is, so every INV of a page is acknowledged
 	 * after the revocations before it (written by handlers, which run one
@@ -179,6 +197,15 @@ struct dsm {
 
 #define DSM_INC(d, f) __atomic_fetch_add(&(d)->st.f, 1, __ATOMIC_RELAXED)
 #define DSM_ADD(d, f, v) __atomic_fetch_add(&(d)->st.f, (v), __ATOMIC_RELAXED)
+
+/* dsm_sub.c: subscriber updates, batched (any thread / the agent) */
+int dsm_sub_queue(struct dsm *d, uint64_t page, bool on);
+void dsm_sub_flush(struct dsm *d);
+/* When the outbox's updates are due (0: none waiting). */
+uint64_t dsm_sub_due(struct dsm *d);
+/* The home's subscriber-node set: node's bit for page (home only). */
+void dsm_sub_set(struct dsm *d, uint64_t page, int node, bool on);
+void dsm_sub_outbox_destroy(struct dsm *d);
 
 /* dsm.c */
 /* The next retry wait: doubled, at most msg_timeout_ns. */
@@ -219,6 +246,9 @@ void dsm_queue_destroy(struct dsm_queue *q);
 void dsm_queue_push(struct dsm_queue *q, struct dsm_job *j);
 /* NULL once stopped. */
 struct dsm_job *dsm_queue_pop(struct dsm_queue *q);
+/* The same, giving up at deadline_ns (CLOCK_MONOTONIC, util_now_ns): NULL
+ * then, or on stop (*stopped set). */
+struct dsm_job *dsm_queue_pop_until(struct dsm_queue *q, uint64_t deadline_ns, bool *stopped);
 /* Blocks until a job is queued (true) or the queue is stopped (false). */
 bool dsm_queue_wait(struct dsm_queue *q);
 /* The first job, or NULL (empty or stopped); never blocks. */

@@ -562,6 +562,89 @@ static void send_payload(int from, int to, uint32_t type, const void *p, size_t 
 	assert_int_equal(tp_send(N[from].tp, to, type, p, len), 0);
 }
 
+/* Waits (up to 2 s) until node's sub_updates passed before; true if so. */
+static bool sub_updates_past(int node, uint64_t before)
+{
+	for (int i = 0; i < 2000; i++) {
+		struct dsm_stats s;
+		dsm_stats(N[node].dsm, &s);
+		if (s.sub_updates > before)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* Subscriber updates wait a moment and leave merged (dsm_sub.c): on, off,
+ * on for one page and on, off for another, all within the delay, reach
+ * the home as one update of the first page in one message; an update
+ * that changes nothing the home was told is not sent at all.  A batch
+ * naming a page this home does not hold is dropped whole and counted. */
+static void sub_updates_merged(void **state)
+{
+	uint64_t p = gpa_of(47, 0), q = gpa_of(50, 0); /* home: node 2 */
+	struct dsm_stats s0, s1, h0, h1;
+	bool clean = false;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, p), 2);
+	assert_int_equal(dsm_home_of(N[0].dsm, q), 2);
+	/* Five calls in well under the 1 ms delay, or they may leave in two
+	 * flushes; a round that took longer (a busy box) is tried again. */
+	for (int round = 0; round < 5 && !clean; round++) {
+		usleep(20000); /* updates queued before (earlier tests) have left */
+		dsm_stats(N[1].dsm, &s0);
+		dsm_stats(N[2].dsm, &h0);
+		uint64_t t0 = util_now_ns();
+		assert_int_equal(dsm_trace_sub(N[1].dsm, p, true), 0);
+		assert_int_equal(dsm_trace_sub(N[1].dsm, q, true), 0);
+		assert_int_equal(dsm_trace_sub(N[1].dsm, p, false), 0);
+		assert_int_equal(dsm_trace_sub(N[1].dsm, q, false), 0);
+		assert_int_equal(dsm_trace_sub(N[1].dsm, p, true), 0);
+		clean = util_now_ns() - t0 < 300000;
+		assert_true(sub_updates_past(2, h0.sub_updates));
+		usleep(20000); /* anything else would have come by now */
+		dsm_stats(N[1].dsm, &s1);
+		dsm_stats(N[2].dsm, &h1);
+		/* back to "off" for the next round; wait for it to arrive */
+		assert_int_equal(dsm_trace_sub(N[1].dsm, p, false), 0);
+		assert_true(sub_updates_past(2, h1.sub_updates));
+	}
+	assert_true(clean);
+	assert_int_equal(h1.sub_updates - h0.sub_updates, 1);
+	assert_int_equal(s1.sub_sent - s0.sub_sent, 1);
+	assert_int_equal(s1.sub_msgs - s0.sub_msgs, 1);
+
+	/* on then on: the second changes nothing */
+	dsm_stats(N[2].dsm, &h0);
+	assert_int_equal(dsm_trace_sub(N[1].dsm, q, true), 0);
+	assert_true(sub_updates_past(2, h0.sub_updates));
+	dsm_stats(N[1].dsm, &s0);
+	assert_int_equal(dsm_trace_sub(N[1].dsm, q, true), 0);
+	usleep(20000);
+	dsm_stats(N[1].dsm, &s1);
+	assert_int_equal(s1.sub_sent - s0.sub_sent, 0);
+	dsm_stats(N[2].dsm, &h0);
+	assert_int_equal(dsm_trace_sub(N[1].dsm, q, false), 0);
+	assert_true(sub_updates_past(2, h0.sub_updates));
+
+	/* a batch with one page outside guest RAM: dropped, counted once */
+	uint64_t pages[2] = {47, NPAGES + 5};
+	DsmSub m = DSM_SUB__INIT;
+	uint8_t buf[64];
+	m.n_pages_on = 2;
+	m.pages_on = pages;
+	dsm_stats(N[2].dsm, &h0);
+	send_payload(1, 2, DSM_MSG_TYPE__DSM_MSG_SUB, buf, dsm_sub__pack(&m, buf));
+	for (int i = 0; i < 2000; i++) {
+		dsm_stats(N[2].dsm, &h1);
+		if (h1.rx_bad > h0.rx_bad)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(h1.rx_bad - h0.rx_bad, 1);
+	assert_int_equal(h1.sub_updates, h0.sub_updates);
+}
+
 /* A reader on its own thread (the faulting vCPU of these tests). */
 struct reader {
 	struct tnode *n;
@@ -989,6 +1072,7 @@ int main(void)
 		cmocka_unit_test(message_passing),
 		cmocka_unit_test(coalescing),
 		cmocka_unit_test(trace_subscribers),
+		cmocka_unit_test(sub_updates_merged),
 		cmocka_unit_test(inv_fast_path),
 		cmocka_unit_test(stuck_txn_does_not_block_home),
 		cmocka_unit_test(under_faults),
