@@ -254,6 +254,17 @@ int dsm_stats_write_json(struct dsm *d, FILE *f);
  */
 int dsm_audit_write(struct dsm *d, FILE *f);
 int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n);
+/*
+ * The same, and more exact while the other survivors still run their DSM
+ * (before any of them stops): read grants are not acknowledged, so a
+ * surviving copyset member may hold nothing (its grant lost or still on
+ * its way when the owner failed).  For the pages whose owner failed, each
+ * surviving member is asked (DSM_MSG_HELD, timeout_ns per question); a page
+ * none of them holds is listed too.  A member that does not answer
+ * confirms nothing.  Not from a handler.  0, -EINVAL or -ENOMEM.
+ */
+int dsm_audit_lost_asked(struct dsm *d, uint64_t failed, uint64_t timeout_ns, uint64_t *gpas,
+			 size_t max, size_t *n);
 /* The pages of this home's transactions in flight that wait for a node in
  * `failed` (they may be lost: the directory lags until they end), at most
  * one per home worker: the first max in gpas, all counted in *n.

@@ -754,6 +754,35 @@ static void on_sub(void *arg, const struct tp_msg *m)
  */
 static _Atomic uint64_t late_msgs;
 
+/* A home asking, after a failure, which of its pages we hold (dsm_audit.c):
+ * the reply names those not Invalid here.  Read-only, so a retransmitted
+ * question is simply answered again. */
+static void on_held(void *arg, const struct tp_msg *m)
+{
+	struct dsm *d = arg;
+	DsmHeld *q = dsm_held__unpack(NULL, m->len, m->payload);
+	DsmHeld a = DSM_HELD__INIT;
+
+	if (!q) {
+		bad(d, m, "undecodable holder question");
+		return;
+	}
+	if (!dsm_is_member(d, m->src)) {
+		bad(d, m, "sender is not a member of this VM");
+	} else if ((a.pages = malloc((q->n_pages + 1) * sizeof(uint64_t)))) {
+		for (size_t i = 0; i < q->n_pages; i++)
+			if (q->pages[i] < d->npages && atomic_load(&d->state[q->pages[i]]) != DSM_INVALID)
+				a.pages[a.n_pages++] = q->pages[i];
+		size_t len = dsm_held__get_packed_size(&a);
+		uint8_t *buf = malloc(len + 1);
+		if (buf)
+			tp_reply(d->cfg.tp, m, DSM_MSG_TYPE__DSM_MSG_HELD, buf, dsm_held__pack(&a, buf));
+		free(buf);
+		free(a.pages);
+	}
+	dsm_held__free_unpacked(q, NULL);
+}
+
 static void on_late(void *arg, const struct tp_msg *m)
 {
 	(void)arg;
@@ -764,7 +793,7 @@ static void on_late(void *arg, const struct tp_msg *m)
 
 static void set_late_handlers(struct tp *tp)
 {
-	for (uint32_t t = DSM_MSG_TYPE__DSM_MSG_REQ; t <= DSM_MSG_TYPE__DSM_MSG_SUB; t++)
+	for (uint32_t t = DSM_MSG_TYPE__DSM_MSG_REQ; t <= DSM_MSG_TYPE__DSM_MSG_HELD; t++)
 		tp_handler_set(tp, t, on_late, NULL);
 }
 
@@ -795,4 +824,5 @@ void dsm_agent_set_handlers(struct dsm *d, bool on)
 	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_GRANT, on_grant, d);
 	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_SUB, on_sub, d);
 	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_ACK, on_ack, d);
+	tp_handler_set_any(tp, DSM_MSG_TYPE__DSM_MSG_HELD, on_held, d);
 }

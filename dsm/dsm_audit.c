@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "dsm/dsm_int.h"
@@ -131,6 +133,135 @@ int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, s
 	}
 	*n = cnt;
 	return 0;
+}
+
+/* ---- lost pages, with the survivors asked ---- */
+
+#define HELD_BATCH 2048 /* pages per question: replies stay ~20 KiB */
+
+/* Pages homed here whose owner failed while the copyset names a survivor:
+ * read grants are not acknowledged, so such a member may hold nothing. */
+struct suspects {
+	uint64_t *page, *members; /* surviving copyset members of each */
+	bool *held;
+	size_t n, cap;
+};
+
+static int suspects_add(struct suspects *s, uint64_t page, uint64_t members)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		uint64_t *p = realloc(s->page, cap * sizeof(*p));
+		if (p)
+			s->page = p;
+		uint64_t *m = p ? realloc(s->members, cap * sizeof(*m)) : NULL;
+		if (m)
+			s->members = m;
+		bool *h = m ? realloc(s->held, cap * sizeof(*h)) : NULL;
+		if (!h)
+			return -ENOMEM;
+		s->held = h;
+		s->cap = cap;
+	}
+	s->page[s->n] = page;
+	s->members[s->n] = members;
+	s->held[s->n] = false;
+	s->n++;
+	return 0;
+}
+
+/* Asks node which of qpages[0..nq) it holds; marks them in s.  A node
+ * that does not answer confirms nothing. */
+static void ask(struct dsm *d, int node, struct suspects *s, const size_t *idx, size_t nq,
+		uint64_t timeout_ns)
+{
+	DsmHeld q = DSM_HELD__INIT;
+	uint64_t *pages = malloc(nq * sizeof(*pages));
+	size_t cap = nq * 11 + 16; /* packed varints: at most 10 bytes a page, plus tag and length */
+	uint8_t *qbuf = malloc(cap), *rbuf = malloc(cap);
+	size_t rlen = cap;
+
+	if (pages && qbuf && rbuf) {
+		for (size_t i = 0; i < nq; i++)
+			pages[i] = s->page[idx[i]];
+		q.n_pages = nq;
+		q.pages = pages;
+		size_t qlen = dsm_held__pack(&q, qbuf);
+		int rc = tp_request(d->cfg.tp, node, DSM_MSG_TYPE__DSM_MSG_HELD, qbuf, qlen, rbuf,
+				    &rlen, timeout_ns, 2);
+		DsmHeld *a = rc ? NULL : dsm_held__unpack(NULL, rlen, rbuf);
+		if (rc)
+			LOG_WARN(DSM_SUBSYS, "node %d did not say which pages it holds (%s): "
+					     "they count as lost", node, strerror(-rc));
+		for (size_t k = 0; a && k < a->n_pages; k++)
+			for (size_t i = 0; i < nq; i++)
+				if (pages[i] == a->pages[k])
+					s->held[idx[i]] = true;
+		if (a)
+			dsm_held__free_unpacked(a, NULL);
+	}
+	free(pages);
+	free(qbuf);
+	free(rbuf);
+}
+
+static void confirm(struct dsm *d, struct suspects *s, uint64_t timeout_ns)
+{
+	size_t *idx = malloc(HELD_BATCH * sizeof(*idx));
+
+	for (unsigned k = 0; idx && k < d->nnodes; k++) {
+		int node = d->nodes[k];
+		size_t nq = 0;
+		for (size_t i = 0; i < s->n; i++) {
+			if (s->held[i] || !(s->members[i] >> node & 1))
+				continue;
+			if (node == d->cfg.node_id) {
+				s->held[i] = atomic_load(&d->state[s->page[i]]) != DSM_INVALID;
+				continue;
+			}
+			idx[nq++] = i;
+			if (nq == HELD_BATCH) {
+				ask(d, node, s, idx, nq, timeout_ns);
+				nq = 0;
+			}
+		}
+		if (nq)
+			ask(d, node, s, idx, nq, timeout_ns);
+	}
+	free(idx);
+}
+
+int dsm_audit_lost_asked(struct dsm *d, uint64_t failed, uint64_t timeout_ns, uint64_t *gpas,
+			 size_t max, size_t *n)
+{
+	struct suspects s = {0};
+	size_t cnt = 0;
+	int rc;
+
+	if ((rc = dsm_audit_lost(d, failed, gpas, max, &cnt)))
+		return rc;
+	for (uint64_t p = 0; p < d->npages && !rc; p++) {
+		if (dsm_home_node(d, p) != d->cfg.node_id)
+			continue;
+		const struct dsm_dir *e = &d->dir[dsm_dir_slot(d, p)];
+		if (e->owner && (failed >> (e->owner - 1) & 1) && (e->copyset & ~failed))
+			rc = suspects_add(&s, p, e->copyset & ~failed);
+	}
+	if (!rc) {
+		confirm(d, &s, timeout_ns);
+		for (size_t i = 0; i < s.n; i++) {
+			if (s.held[i])
+				continue;
+			if (cnt < max)
+				gpas[cnt] = d->cfg.ram_base + (s.page[i] << DSM_PAGE_SHIFT);
+			cnt++;
+		}
+		*n = cnt;
+	}
+	free(s.page);
+	free(s.members);
+	free(s.held);
+	return rc;
 }
 
 int dsm_audit_inflight(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n)

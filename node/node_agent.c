@@ -58,6 +58,9 @@ struct agent {
 	/* after Start: this node's harts over the DSM (node_vm.c); NULL if no guest */
 	struct node_vm *vm;
 	uint64_t failed; /* ids the coordinator declared failed (bitmap) */
+	/* lost pages, listed at the Halt while every survivor still answers */
+	CtlStopAck lost;
+	uint64_t lost_failed; /* the failed set they were listed for (0: none) */
 };
 
 static bool aborted(struct agent *a)
@@ -221,7 +224,9 @@ static int send_guest_exit(struct agent *a)
 #define LOST_MAX 4096 /* keeps the StopAck well under the 64 KiB frame cap */
 #define UNCERTAIN_MAX 16 /* at most one per home worker */
 
-static void lost_pages(struct dsm *d, uint64_t failed, CtlStopAck *ack)
+/* asked: the survivors still run their DSM (the Halt, not the Stop: nodes
+ * stop one by one), so ask them what they hold (dsm_audit_lost_asked). */
+static void lost_pages(struct dsm *d, uint64_t failed, bool asked, CtlStopAck *ack)
 {
 	size_t n = 0, un = 0;
 
@@ -230,7 +235,8 @@ static void lost_pages(struct dsm *d, uint64_t failed, CtlStopAck *ack)
 	ack->lost_pages = calloc(LOST_MAX, sizeof(uint64_t));
 	ack->uncertain_pages = calloc(UNCERTAIN_MAX, sizeof(uint64_t));
 	if (!ack->lost_pages || !ack->uncertain_pages ||
-	    dsm_audit_lost(d, failed, ack->lost_pages, LOST_MAX, &n)) {
+	    (asked ? dsm_audit_lost_asked(d, failed, 200000000ull, ack->lost_pages, LOST_MAX, &n)
+		   : dsm_audit_lost(d, failed, ack->lost_pages, LOST_MAX, &n))) {
 		LOG_ERR("node", "cannot list the pages lost with the failed nodes");
 		return;
 	}
@@ -306,15 +312,22 @@ static int on_ctl(struct agent *a, CtlMsg *m)
 		if (ha.harts_left)
 			LOG_WARN("node", "%u hart(s) did not halt within %u ms", ha.harts_left,
 				 a->lease_ms / 2);
+		if (a->failed && !a->lost_failed) {
+			lost_pages(node_vm_dsm(a->vm), a->failed, true, &a->lost);
+			a->lost_failed = a->failed;
+		}
 		r.body_case = CTL_MSG__BODY_HALT_ACK;
 		r.halt_ack = &ha;
 		return node_ctl_send(a->ctl, &r) < 0 ? -EIO : 0;
 	}
 	case CTL_MSG__BODY_STOP:
 		LOG_INFO("node", "stop: %s", m->stop->reason);
-		if (a->failed)
-			lost_pages(node_vm_dsm(a->vm), a->failed, &ack);
-		else if (node_vm_dsm(a->vm)) /* nodes stop one by one: let transactions
+		if (a->failed && a->lost_failed == a->failed) {
+			ack = a->lost; /* listed at the Halt */
+			a->lost = (CtlStopAck)CTL_STOP_ACK__INIT;
+		} else if (a->failed) {
+			lost_pages(node_vm_dsm(a->vm), a->failed, false, &ack);
+		} else if (node_vm_dsm(a->vm)) /* nodes stop one by one: let transactions
 					      * with the others end first (audit dump) */
 			dsm_audit_settle(node_vm_dsm(a->vm), 2000);
 		r.body_case = CTL_MSG__BODY_STOP_ACK;
@@ -509,6 +522,7 @@ int node_agent_run(const struct node_agent_cfg *acfg)
 
 	if (!a)
 		return 1;
+	a->lost = (CtlStopAck)CTL_STOP_ACK__INIT;
 	a->acfg = acfg;
 	a->cfg = acfg->cfg;
 	a->me = config_node_find(a->cfg, acfg->node_id);
@@ -545,6 +559,8 @@ out:
 		close(a->pipe[0]);
 		close(a->pipe[1]);
 	}
+	free(a->lost.lost_pages); /* listed at a Halt no Stop followed */
+	free(a->lost.uncertain_pages);
 	free(a);
 	return rc;
 }

@@ -714,6 +714,48 @@ static void lost_read_grant_is_granted_again(void **state)
 	assert_true(h1.home_regrants > h0.home_regrants);
 }
 
+static bool listed(const uint64_t *gpas, size_t n, uint64_t g)
+{
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (gpas[i] == g)
+			return true;
+	return false;
+}
+
+/*
+ * After a failure the lost-page report asks the survivors (issue 6's
+ * `spanvm status`): a copyset member whose read grant never became a copy
+ * (here it cannot pull the body from the owner) holds nothing, so with
+ * the owner failed the page is gone, though the directory alone says it
+ * survives.  Once the member holds its copy the page is not listed.
+ */
+static void lost_pages_ask_the_survivors(void **state)
+{
+	uint64_t g = gpa_of(55, 0), got[64], node0 = 1ull << 0;
+	struct tp_fault cut = {.cut = true}, none = {0};
+	struct reader r = {.n = &N[2], .gpa = g};
+	struct dsm_stats h0;
+	size_t n = 0;
+	pthread_t th;
+
+	assert_int_equal(dsm_home_of(N[0].dsm, g), 1);
+	t_add(&N[0], g, 55); /* owner node 0, Modified */
+	dsm_stats(N[1].dsm, &h0);
+	assert_int_equal(tp_fault_set(N[2].tp, 0, &cut), 0); /* node 2 cannot pull from node 0 */
+	pthread_create(&th, NULL, reader_main, &r);
+	wait_grant_sent(1, h0.grant_sent);
+	assert_int_equal(dsm_audit_lost(N[1].dsm, node0, got, 64, &n), 0);
+	assert_false(listed(got, n, g)); /* the directory alone: node 2 has a copy */
+	assert_int_equal(dsm_audit_lost_asked(N[1].dsm, node0, 500000000ull, got, 64, &n), 0);
+	assert_true(listed(got, n, g));
+	assert_false(atomic_load(&r.done));
+	assert_int_equal(tp_fault_set(N[2].tp, 0, &none), 0);
+	join_reader(&r, th);
+	assert_int_equal(r.v, 55);
+	assert_int_equal(dsm_audit_lost_asked(N[1].dsm, node0, 500000000ull, got, 64, &n), 0);
+	assert_false(listed(got, n, g));
+}
+
 /*
  * A read grant is not waited for, so the next write's invalidation may
  * overtake it (here: the transport holds the grant back and sends the INV
@@ -1080,6 +1122,7 @@ int main(void)
 		cmocka_unit_test(hot_pages),
 		cmocka_unit_test(grant_hold),
 		cmocka_unit_test(lost_read_grant_is_granted_again),
+		cmocka_unit_test(lost_pages_ask_the_survivors),
 		cmocka_unit_test(read_without_downgrade_runs_in_handler),
 		cmocka_unit_test(overtaken_read_grant_is_discarded),
 		cmocka_unit_test(late_messages),
