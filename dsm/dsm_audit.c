@@ -112,26 +112,67 @@ int dsm_audit_write(struct dsm *d, FILE *f)
 	return ferror(f) ? -EIO : 0;
 }
 
+/*
+ * Calls visit for every page homed here with its directory entry, read
+ * under the page's worker's txn_mu (every transaction writes the entry
+ * under it), one worker at a time.  A worker still in a transaction after
+ * 50 ms (waiting for a failed node, typically) is read without it: its
+ * entries cannot change before that node answers.  Stops at visit's
+ * first non-zero return and returns it.
+ */
+static int scan_homed(struct dsm *d, int (*visit)(void *arg, uint64_t page, const struct dsm_dir *e),
+		      void *arg)
+{
+	int rc = 0;
+
+	for (unsigned k = 0; k < d->nhome && !rc; k++) {
+		struct dsm_home_worker *w = &d->home[k];
+		struct timespec ts;
+		util_deadline_in(CLOCK_REALTIME, 50000000ull, &ts);
+		bool locked = pthread_mutex_timedlock(&w->txn_mu, &ts) == 0;
+		for (uint64_t p = 0; p < d->npages && !rc; p++)
+			if (dsm_home_node(d, p) == d->cfg.node_id && dsm_home_worker_of(d, p) == w)
+				rc = visit(arg, p, &d->dir[dsm_dir_slot(d, p)]);
+		if (locked)
+			pthread_mutex_unlock(&w->txn_mu);
+	}
+	return rc;
+}
+
+struct lost_list {
+	const struct dsm *d;
+	uint64_t failed, *gpas;
+	size_t max, cnt;
+};
+
+static void lost_add(struct lost_list *l, uint64_t page)
+{
+	if (l->cnt < l->max)
+		l->gpas[l->cnt] = l->d->cfg.ram_base + (page << DSM_PAGE_SHIFT);
+	l->cnt++;
+}
+
+static int visit_lost(void *arg, uint64_t page, const struct dsm_dir *e)
+{
+	struct lost_list *l = arg;
+
+	/* owner 0: never written, a zero page nobody can lose */
+	if (!e->owner || (e->copyset & ~l->failed))
+		return 0;
+	if (!e->copyset && !(l->failed & (1ull << (e->owner - 1))))
+		return 0;
+	lost_add(l, page);
+	return 0;
+}
+
 int dsm_audit_lost(struct dsm *d, uint64_t failed, uint64_t *gpas, size_t max, size_t *n)
 {
-	size_t cnt = 0;
+	struct lost_list l = {d, failed, gpas, max, 0};
 
 	if (!d || !n || (max && !gpas))
 		return -EINVAL;
-	for (uint64_t p = 0; p < d->npages; p++) {
-		if (dsm_home_node(d, p) != d->cfg.node_id)
-			continue;
-		const struct dsm_dir *e = &d->dir[dsm_dir_slot(d, p)];
-		/* owner 0: never written, a zero page nobody can lose */
-		if (!e->owner || (e->copyset & ~failed))
-			continue;
-		if (!e->copyset && !(failed & (1ull << (e->owner - 1))))
-			continue;
-		if (cnt < max)
-			gpas[cnt] = d->cfg.ram_base + (p << DSM_PAGE_SHIFT);
-		cnt++;
-	}
-	*n = cnt;
+	scan_homed(d, visit_lost, &l);
+	*n = l.cnt;
 	return 0;
 }
 
@@ -145,6 +186,7 @@ struct suspects {
 	uint64_t *page, *members; /* surviving copyset members of each */
 	bool *held;
 	size_t n, cap;
+	uint64_t failed;
 };
 
 static int suspects_add(struct suspects *s, uint64_t page, uint64_t members)
@@ -167,6 +209,15 @@ static int suspects_add(struct suspects *s, uint64_t page, uint64_t members)
 	s->members[s->n] = members;
 	s->held[s->n] = false;
 	s->n++;
+	return 0;
+}
+
+static int visit_suspect(void *arg, uint64_t page, const struct dsm_dir *e)
+{
+	struct suspects *s = arg;
+
+	if (e->owner && (s->failed >> (e->owner - 1) & 1) && (e->copyset & ~s->failed))
+		return suspects_add(s, page, e->copyset & ~s->failed);
 	return 0;
 }
 
@@ -240,13 +291,8 @@ int dsm_audit_lost_asked(struct dsm *d, uint64_t failed, uint64_t timeout_ns, ui
 
 	if ((rc = dsm_audit_lost(d, failed, gpas, max, &cnt)))
 		return rc;
-	for (uint64_t p = 0; p < d->npages && !rc; p++) {
-		if (dsm_home_node(d, p) != d->cfg.node_id)
-			continue;
-		const struct dsm_dir *e = &d->dir[dsm_dir_slot(d, p)];
-		if (e->owner && (failed >> (e->owner - 1) & 1) && (e->copyset & ~failed))
-			rc = suspects_add(&s, p, e->copyset & ~failed);
-	}
+	s.failed = failed;
+	rc = scan_homed(d, visit_suspect, &s);
 	if (!rc) {
 		confirm(d, &s, timeout_ns);
 		for (size_t i = 0; i < s.n; i++) {
