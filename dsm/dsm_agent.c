@@ -65,23 +65,15 @@ static struct dsm_job *unlink_head_locked(struct dsm_queue *q)
 	return j;
 }
 
-struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
-{
-	struct dsm_job *j = NULL;
-	pthread_mutex_lock(&q->mu);
-	while (!q->stop && !q->head)
-		pthread_cond_wait(&q->cv, &q->mu);
-	if (!q->stop)
-		j = unlink_head_locked(q);
-	pthread_mutex_unlock(&q->mu);
-	return j;
-}
-
 struct dsm_job *dsm_queue_pop_until(struct dsm_queue *q, uint64_t deadline_ns, bool *stopped)
 {
 	struct dsm_job *j = NULL;
 	pthread_mutex_lock(&q->mu);
 	for (uint64_t now; !q->stop && !q->head && (now = util_now_ns()) < deadline_ns;) {
+		if (deadline_ns == UINT64_MAX) {
+			pthread_cond_wait(&q->cv, &q->mu);
+			continue;
+		}
 		struct timespec ts;
 		util_deadline_in(CLOCK_REALTIME, deadline_ns - now, &ts);
 		pthread_cond_timedwait(&q->cv, &q->mu, &ts);
@@ -91,6 +83,12 @@ struct dsm_job *dsm_queue_pop_until(struct dsm_queue *q, uint64_t deadline_ns, b
 		j = unlink_head_locked(q);
 	pthread_mutex_unlock(&q->mu);
 	return j;
+}
+
+struct dsm_job *dsm_queue_pop(struct dsm_queue *q)
+{
+	bool stopped;
+	return dsm_queue_pop_until(q, UINT64_MAX, &stopped);
 }
 
 bool dsm_queue_wait(struct dsm_queue *q)
@@ -491,17 +489,16 @@ void *dsm_agent_main(void *arg)
 	for (;;) {
 		/* subscriber updates leave once their delay is over (dsm_sub.c) */
 		uint64_t due = dsm_sub_due(d);
-		bool stopped = false;
+		bool stopped;
 		if (due && due <= util_now_ns()) {
 			dsm_sub_flush(d);
 			due = 0;
 		}
-		j = due ? dsm_queue_pop_until(&d->agentq, due, &stopped) : dsm_queue_pop(&d->agentq);
-		if (!j) {
-			if (!due || stopped)
-				break;
-			continue;
-		}
+		j = dsm_queue_pop_until(&d->agentq, due ? due : UINT64_MAX, &stopped);
+		if (stopped)
+			break;
+		if (!j)
+			continue; /* the updates are due */
 		switch (j->kind) {
 		case JOB_INV:
 			dsm_agent_revoke(d, j->page, j->version, j->flag, j->trace);
@@ -544,6 +541,15 @@ static bool page_ok(struct dsm *d, const struct tp_msg *m, uint64_t page, bool m
 		return bad(d, m, "page outside guest RAM");
 	if (must_be_home && dsm_home_node(d, page) != d->cfg.node_id)
 		return bad(d, m, "this node is not the page's home");
+	return true;
+}
+
+/* Every page of a list is one this node is home of (page_ok). */
+static bool pages_ok(struct dsm *d, const struct tp_msg *m, const uint64_t *pages, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!page_ok(d, m, pages[i], true))
+			return false;
 	return true;
 }
 
@@ -726,19 +732,13 @@ static void on_sub(void *arg, const struct tp_msg *m)
 		bad(d, m, "undecodable subscriber update");
 		return;
 	}
-	if (r->n_pages_on || r->n_pages_off) {
-		/* a batch (dsm_sub.c): all of it or nothing */
-		bool ok = true;
-		for (size_t i = 0; ok && i < r->n_pages_on; i++)
-			ok = page_ok(d, m, r->pages_on[i], true);
-		for (size_t i = 0; ok && i < r->n_pages_off; i++)
-			ok = page_ok(d, m, r->pages_off[i], true);
-		for (size_t i = 0; ok && i < r->n_pages_on; i++)
+	/* a batch (dsm_sub.c): all of it or nothing */
+	if (pages_ok(d, m, r->pages_on, r->n_pages_on) &&
+	    pages_ok(d, m, r->pages_off, r->n_pages_off)) {
+		for (size_t i = 0; i < r->n_pages_on; i++)
 			dsm_sub_set(d, r->pages_on[i], m->src, true);
-		for (size_t i = 0; ok && i < r->n_pages_off; i++)
+		for (size_t i = 0; i < r->n_pages_off; i++)
 			dsm_sub_set(d, r->pages_off[i], m->src, false);
-	} else if (page_ok(d, m, r->page, true)) {
-		dsm_sub_set(d, r->page, m->src, r->on);
 	}
 	dsm_sub__free_unpacked(r, NULL);
 }

@@ -244,10 +244,12 @@ static void ask(struct dsm *d, int node, struct suspects *s, const size_t *idx, 
 		if (rc)
 			LOG_WARN(DSM_SUBSYS, "node %d did not say which pages it holds (%s): "
 					     "they count as lost", node, strerror(-rc));
-		for (size_t k = 0; a && k < a->n_pages; k++)
-			for (size_t i = 0; i < nq; i++)
-				if (pages[i] == a->pages[k])
-					s->held[idx[i]] = true;
+		/* the reply keeps the question's order (on_held): one walk */
+		for (size_t i = 0, k = 0; a && i < nq && k < a->n_pages; i++)
+			if (pages[i] == a->pages[k]) {
+				s->held[idx[i]] = true;
+				k++;
+			}
 		if (a)
 			dsm_held__free_unpacked(a, NULL);
 	}

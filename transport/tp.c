@@ -338,9 +338,7 @@ static void spin_defaults(struct tp *tp, const struct tp_cfg *cfg)
 	}
 	tp->wait_spin_ns = v ? v : 2000000;
 	tp->prog_spin_ns = v ? v : 200000;
-	/* As long as a caller that got its answer may leave the CQ unwatched
-	 * (tp_progress.c, TP_NAP_NS). */
-	tp->grace_ns = cfg->grace_ns ? cfg->grace_ns : 100000;
+	tp->grace_ns = cfg->grace_ns ? cfg->grace_ns : TP_NAP_NS;
 }
 
 int tp_create(const struct tp_cfg *cfg, struct tp **out)

@@ -47,6 +47,10 @@ const char *tp_fi_strerror(int errnum);
 #define TP_BOUNCE_SIZE (64u * 1024)
 #define TP_BOUNCE_SLOTS 16u
 #define TP_PREEMPTED_NS (100ull * 1000) /* a spin-loop gap this long = descheduled */
+/* The progress thread's nap while callers poll the CQ: a poller that got
+ * its answer leaves without waking it, so this bounds how long the CQ may
+ * go unwatched after that; also the default grace after a hand-off. */
+#define TP_NAP_NS (100ull * 1000)
 #define TP_BACKLOG_MAX 4096 /* queued sends per peer before -ENOBUFS */
 #define TP_REORDER_HOLD_NS (20ull * 1000 * 1000) /* a held message leaves after 20 ms */
 

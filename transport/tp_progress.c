@@ -30,11 +30,6 @@
 
 #include "util/util.h"
 
-/* The progress thread's nap while callers poll the CQ: a poller that got
- * its answer leaves without waking it, so this bounds how long the CQ may
- * go unwatched after that. */
-#define TP_NAP_NS 100000ull
-
 static __thread struct tp *tls_handler_tp; /* set while a handler runs */
 static __thread struct tp *tls_prog_holder; /* set while this thread holds prog_lock */
 static __thread struct tp *tls_poll_any; /* set while this thread is in tp_poll_wait */
